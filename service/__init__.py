@@ -1,0 +1,105 @@
+"""The lead-magnet service: a Flask app factory and the use cases behind it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import csrf, db, limiter, migrate
+from .rendering import TEMPLATES_DIR
+from .sequence import SequenceError, load_sequence
+from .settings import Settings, SettingsError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MAX_BODY = 16 * 1024
+
+
+def create_app(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> Flask:
+    """Build the app from the environment (or the given mapping); settings are read once."""
+    settings = settings or Settings.from_env(env)
+    try:
+        load_sequence(settings.sequence_file, TEMPLATES_DIR)
+    except SequenceError as exc:
+        raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app.extensions["leadmagnet.settings"] = settings
+    app.config.update(_flask_config(settings))
+    _init_extensions(app, settings)
+    from .web import register
+
+    register(app)
+    from .cli import register_commands
+
+    register_commands(app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return app
+
+
+def _flask_config(settings: Settings) -> dict:
+    return {
+        "SECRET_KEY": settings.secret_keys[0],
+        "SECRET_KEY_FALLBACKS": list(settings.secret_keys[1:]),
+        "SQLALCHEMY_DATABASE_URI": settings.database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.database_url),
+        "MAX_CONTENT_LENGTH": MAX_BODY,
+        "MAX_FORM_MEMORY_SIZE": MAX_BODY,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": settings.public_url.startswith("https://"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session cookie
+        "RATELIMIT_ENABLED": settings.ratelimit_enabled,
+        "RATELIMIT_STORAGE_URI": settings.redis_url or "memory://",
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}
+        if settings.redis_url
+        else {},
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+    }
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 5,
+        "pool_timeout": 5,
+        "connect_args": {"connect_timeout": 5},
+    }
+
+
+def _init_extensions(app: Flask, settings: Settings) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """WAL and a busy timeout let the web app, worker and beat share one SQLite file."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+        # Let SQLAlchemy's "begin" event open transactions itself (see below).
+        dbapi_connection.isolation_level = None
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_immediate(connection) -> None:
+    """Take SQLite's write lock up front: a read-then-write transaction that upgrades late
+    fails at once with "database is locked" instead of waiting its turn."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,77 @@
+"""The message broker: Celery configuration, and the web app's nudge by task name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from celery import Celery
+from flask import Flask
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+DELIVER = "leadmagnet.deliver"
+DELIVER_BATCH = "leadmagnet.deliver_batch"
+DISPATCH = "leadmagnet.dispatch"
+
+
+def celery_config(settings: Settings) -> dict:
+    """One configuration for producer, worker and beat, from the settings."""
+    config: dict = {
+        "broker_url": settings.broker_url,
+        "task_ignore_result": True,
+        "result_backend": None,
+        # The database lease, not the broker, makes a lost send come back; these only make
+        # sure the broker redelivers a task whose worker died instead of dropping it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 2,
+        "worker_hijack_root_logger": False,
+        "beat_schedule_filename": str(settings.instance_path / "celerybeat-schedule"),
+        "beat_schedule": {
+            "dispatch": {"task": DISPATCH, "schedule": settings.dispatch_interval},
+        },
+    }
+    if settings.redis_url:
+        config["broker_transport_options"] = {
+            "socket_connect_timeout": 2,
+            "visibility_timeout": 3600,
+        }
+    else:
+        folder = str(settings.broker_folder)
+        config["broker_transport_options"] = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "processed_folder": str(settings.instance_path / "broker-processed"),
+            "control_folder": str(settings.instance_path / "broker-control"),
+            "store_processed": False,
+            "polling_interval": 0.2,
+        }
+    return config
+
+
+def producer(app: Flask) -> Celery:
+    """The Celery app used to send tasks; the worker installs its own bound one instead."""
+    celery = app.extensions.get("celery")
+    if celery is None:
+        settings: Settings = app.extensions["leadmagnet.settings"]
+        if not settings.redis_url:
+            settings.broker_folder.mkdir(parents=True, exist_ok=True)
+        celery = Celery("leadmagnet", set_as_current=False)
+        celery.conf.update(celery_config(settings))
+        app.extensions["celery"] = celery
+    return celery
+
+
+def nudge(app: Flask, email_ids: Iterable[int]) -> None:
+    """Ask the worker to send now. Failure is harmless: the next scheduler pass finds the row."""
+    celery = producer(app)
+    for email_id in email_ids:
+        try:
+            celery.send_task(DELIVER, args=[email_id], retry=False)
+        except Exception as exc:  # any broker failure; the database still holds the schedule
+            log.warning("could not nudge the worker for email %s: %s", email_id, exc)
+            return

@@ -1,0 +1,39 @@
+"""The consent ledger: append-only records of what each person agreed to, where and when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .extensions import db
+from .models import ConsentRecord, Subscriber
+from .sequence import Consent
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Where a consent or withdrawal came from."""
+
+    source: str
+    ip: str | None
+    user_agent: str | None
+    page_url: str | None
+
+
+def record(
+    subscriber: Subscriber, action: str, consent: Consent, meta: RequestMeta, now: datetime
+) -> ConsentRecord:
+    entry = ConsentRecord(
+        subscriber_id=subscriber.id,
+        action=action,
+        text=consent.text,
+        text_version=consent.version,
+        text_sha256=consent.sha256,
+        source=meta.source,
+        page_url=meta.page_url,
+        ip=meta.ip,
+        user_agent=(meta.user_agent or "")[:512] or None,
+        created_at=now,
+    )
+    db.session.add(entry)
+    return entry

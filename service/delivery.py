@@ -1,0 +1,158 @@
+"""Sending one scheduled email: claim, re-check, render, send, record, schedule the next."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, update
+
+from . import runtime
+from .clock import utcnow
+from .emails import compose, render_for
+from .extensions import db
+from .models import (
+    DeliveryAttempt,
+    EmailStatus,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+    SubscriberStatus,
+)
+from .schedule import cancel_open, schedule_next
+from .transport import DeliveryError, SendResult
+
+log = logging.getLogger(__name__)
+RETRY_FOR = timedelta(days=2)
+BACKOFF_BASE = 60  # seconds before the first retry; doubles each attempt
+BACKOFF_CAP = 6 * 3600
+
+
+def claim(email_id: int, now: datetime, lease: float) -> bool:
+    """Take the row for this worker: a conditional UPDATE, so only one claimant wins."""
+    result = db.session.execute(
+        update(ScheduledEmail)
+        .where(
+            ScheduledEmail.id == email_id,
+            or_(
+                and_(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now),
+                and_(
+                    ScheduledEmail.status == EmailStatus.SENDING, ScheduledEmail.lease_until < now
+                ),
+            ),
+        )
+        .values(
+            status=EmailStatus.SENDING,
+            lease_until=now + timedelta(seconds=lease),
+            attempts=ScheduledEmail.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def may_receive(subscriber: Subscriber | None, email: ScheduledEmail) -> bool:
+    if subscriber is None:
+        return False
+    if email.purpose == Purpose.CONFIRM:
+        return subscriber.status == SubscriberStatus.PENDING
+    return subscriber.status == SubscriberStatus.ACTIVE
+
+
+def deliver(email_id: int) -> str:
+    """Deliver one scheduled email if it is due and still wanted; return what happened."""
+    app = current_app._get_current_object()
+    now = utcnow()
+    if not claim(email_id, now, runtime.settings(app).send_lease):
+        return "not-claimed"
+    email = db.session.get(ScheduledEmail, email_id)
+    subscriber = db.session.get(Subscriber, email.subscriber_id) if email else None
+    if email is None or not may_receive(subscriber, email):
+        return _finish(email, EmailStatus.CANCELLED, "cancelled")
+    rendered = render_for(app, email, subscriber)
+    if rendered is None:  # its step was removed from the sequence: move on to the next
+        schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
+        return _finish(email, EmailStatus.CANCELLED, "skipped")
+    msg, sender, recipient = compose(app, email, subscriber, rendered, now)
+    db.session.commit()
+    # Re-read just before the network call: an unsubscribe since the claim wins.
+    db.session.refresh(subscriber)
+    db.session.refresh(email)
+    if email.status != EmailStatus.SENDING or not may_receive(subscriber, email):
+        return _finish(email, EmailStatus.CANCELLED, "cancelled")
+    db.session.commit()
+    try:
+        result = runtime.transport(app).send(msg, sender, recipient)
+    except DeliveryError as exc:
+        return _failed(email, subscriber, exc)
+    return _sent(email, subscriber, result)
+
+
+def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
+    if email is not None:
+        email.status = status
+        email.lease_until = None
+    db.session.commit()
+    return outcome
+
+
+def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now: datetime) -> None:
+    db.session.add(
+        DeliveryAttempt(
+            email_id=email.id,
+            message_id=email.message_id,
+            outcome=outcome,
+            smtp_code=code,
+            smtp_reply=reply[:2000],
+            created_at=now,
+        )
+    )
+
+
+def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> str:
+    app = current_app._get_current_object()
+    now = utcnow()
+    email.status = EmailStatus.SENT
+    email.sent_at = now
+    email.lease_until = None
+    email.last_error = None
+    _log(email, "sent", result.code, result.reply, now)
+    if email.purpose == Purpose.DRIP:
+        schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
+    db.session.commit()
+    log.info("sent email %s step %s %s", email.id, email.step_id, email.message_id)
+    return "sent"
+
+
+def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -> str:
+    now = utcnow()
+    email.lease_until = None
+    email.last_error = str(exc)[:2000]
+    if exc.kind == DeliveryError.TRANSIENT and now - email.created_at < RETRY_FOR:
+        _log(email, "deferred", exc.code, exc.reply, now)
+        email.status = EmailStatus.PENDING
+        email.due_at = now + backoff(email.attempts)
+        db.session.commit()
+        log.warning("deferred email %s (attempt %s): %s", email.id, email.attempts, exc)
+        return "deferred"
+    email.status = EmailStatus.FAILED
+    if exc.kind == DeliveryError.BOUNCE:
+        _log(email, "bounced", exc.code, exc.reply, now)
+        subscriber.status = SubscriberStatus.BOUNCED
+        cancel_open(subscriber.id)
+        db.session.commit()
+        log.warning("bounced email %s, subscriber %s suppressed: %s", email.id, subscriber.id, exc)
+        return "bounced"
+    _log(email, "failed", exc.code, exc.reply, now)
+    db.session.commit()
+    log.error("email %s failed, the server refused the sender or message: %s", email.id, exc)
+    return "failed"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential, capped, with jitter so a recovered server is not hit all at once."""
+    seconds = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))

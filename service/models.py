@@ -1,0 +1,190 @@
+"""Database models: subscribers, the consent ledger, the schedule and the delivery log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    event,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .clock import utcnow
+from .extensions import db
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite stores no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SubscriberStatus:
+    PENDING = "pending"  # double opt-in: waiting for the confirmation click
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class EmailStatus:
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a worker under a lease
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    OPEN = (PENDING, SENDING)
+
+
+class Purpose:
+    DRIP = "drip"  # one row per subscriber and step, at most
+    RESEND = "resend"  # the guide again, for someone who signed up twice
+    CONFIRM = "confirm"  # double opt-in confirmation
+
+
+class Subscriber(db.Model):
+    __tablename__ = "subscriber"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))  # normalized by email-validator
+    # One person, one row: "Ann@X.org" and "ann@x.org" are the same subscriber.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    guide_downloads: Mapped[int] = mapped_column(Integer, default=0)
+    first_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    consents: Mapped[list[ConsentRecord]] = relationship(
+        back_populates="subscriber", order_by="ConsentRecord.id", passive_deletes=True
+    )
+    emails: Mapped[list[ScheduledEmail]] = relationship(
+        back_populates="subscriber", order_by="ScheduledEmail.id", passive_deletes=True
+    )
+
+
+class ConsentRecord(db.Model):
+    """Append-only evidence of each consent and withdrawal: what was shown, where, when."""
+
+    __tablename__ = "consent_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))  # consent | withdrawal | confirmation
+    text: Mapped[str] = mapped_column(Text)
+    text_version: Mapped[str] = mapped_column(String(64))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))  # hosted-form | api | unsubscribe-link ...
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
+
+
+@event.listens_for(ConsentRecord, "before_update")
+def _consent_is_append_only(mapper, connection, target) -> None:
+    raise RuntimeError("consent records are append-only")
+
+
+class ScheduledEmail(db.Model):
+    """One email to one subscriber: the schedule lives here, not in the broker."""
+
+    __tablename__ = "scheduled_email"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    step_id: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16), default=Purpose.DRIP)
+    status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING)
+    # The time the delay counts from (the previous send, or signup), so an edited delay
+    # can be applied to rows not yet sent.
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="emails")
+    deliveries: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="email", order_by="DeliveryAttempt.id", passive_deletes=True
+    )
+
+    __table_args__ = (
+        # A step of the drip can exist once per subscriber: a second send is impossible.
+        Index(
+            "uq_scheduled_email_drip_step",
+            "subscriber_id",
+            "step_id",
+            unique=True,
+            sqlite_where=text("purpose = 'drip'"),
+            postgresql_where=text("purpose = 'drip'"),
+        ),
+        # The scheduler's claim reads only open rows; the partial indexes stay small.
+        Index(
+            "ix_scheduled_email_due",
+            "due_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_scheduled_email_lease",
+            "lease_until",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
+        Index("ix_scheduled_email_subscriber", "subscriber_id", "status"),
+    )
+
+
+class DeliveryAttempt(db.Model):
+    """The delivery log: every attempt and the SMTP server's reply to it."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(
+        ForeignKey("scheduled_email.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | deferred | bounced | failed
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    email: Mapped[ScheduledEmail] = relationship(back_populates="deliveries")

@@ -1,0 +1,55 @@
+"""Email rendering: one Jinja environment, autoescaped HTML, inlined CSS, strict variables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "email_templates"
+BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@lru_cache(maxsize=4)
+def email_environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
+    """The worker's own environment: HTML autoescaped even though it is not Flask's."""
+    return Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    # Media queries (dark mode, narrow screens) cannot be inlined: keep the <style> too.
+    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+
+
+def render_email(
+    template: str, context: dict, templates_dir: Path = TEMPLATES_DIR
+) -> RenderedEmail:
+    """Render `<template>/{subject.txt,body.txt,body.html}` with the given context."""
+    env = email_environment(templates_dir)
+    subject = env.get_template(f"{template}/subject.txt").render(context)
+    text = env.get_template(f"{template}/body.txt").render(context)
+    html = env.get_template(f"{template}/body.html").render(context)
+    return RenderedEmail(
+        subject=" ".join(subject.split()),
+        text=BLANK_LINES.sub("\n\n", text).strip() + "\n",
+        html=_inliner().inline(html),
+    )

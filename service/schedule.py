@@ -1,0 +1,158 @@
+"""Writing the schedule: first email, guide resends, the next step, cancellation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from .extensions import db
+from .message import new_message_id
+from .models import EmailStatus, Purpose, ScheduledEmail, Subscriber
+from .sequence import Sequence, Step
+
+RESEND_GAP = timedelta(days=1)
+
+
+def zone_of(subscriber: Subscriber, sequence: Sequence) -> ZoneInfo:
+    return ZoneInfo(subscriber.time_zone) if subscriber.time_zone else sequence.default_zone
+
+
+def _add(
+    subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime, sender: str
+) -> ScheduledEmail:
+    email = ScheduledEmail(
+        subscriber_id=subscriber.id,
+        step_id=step.id,
+        purpose=purpose,
+        status=EmailStatus.PENDING,
+        anchor_at=anchor,
+        due_at=due,
+        attempts=0,
+        message_id=new_message_id(sender),
+        created_at=anchor,
+    )
+    db.session.add(email)
+    db.session.flush()
+    return email
+
+
+def schedule_step(
+    subscriber: Subscriber, step: Step, anchor: datetime, sequence: Sequence, sender: str
+) -> ScheduledEmail:
+    due = step.due_after(anchor, zone_of(subscriber, sequence))
+    return _add(subscriber, step, Purpose.DRIP, anchor, due, sender)
+
+
+def schedule_confirmation(
+    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
+) -> ScheduledEmail:
+    step = Step(id="confirm", delay=timedelta(0), template="confirm")
+    return _add(subscriber, step, Purpose.CONFIRM, now, now, sender)
+
+
+def schedule_resend(
+    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
+) -> ScheduledEmail | None:
+    """The guide again for someone who asked twice, at most once a day."""
+    recent = db.session.scalar(
+        select(ScheduledEmail.id).where(
+            ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.step_id == sequence.first.id,
+            ScheduledEmail.purpose.in_((Purpose.DRIP, Purpose.RESEND)),
+            ScheduledEmail.created_at > now - RESEND_GAP,
+            ScheduledEmail.status != EmailStatus.CANCELLED,
+        )
+    )
+    if recent is not None:
+        return None
+    return _add(subscriber, sequence.first, Purpose.RESEND, now, now, sender)
+
+
+def sent_step_ids(subscriber_id: int) -> set[str]:
+    return set(
+        db.session.scalars(
+            select(ScheduledEmail.step_id).where(
+                ScheduledEmail.subscriber_id == subscriber_id,
+                ScheduledEmail.purpose == Purpose.DRIP,
+                ScheduledEmail.status == EmailStatus.SENT,
+            )
+        )
+    )
+
+
+def schedule_next(
+    subscriber: Subscriber, after_step_id: str, sent_at: datetime, sequence: Sequence, sender: str
+) -> ScheduledEmail | None:
+    """Schedule the step after `after_step_id`, `delay` after the send that just happened."""
+    step = sequence.after(after_step_id, sent_step_ids(subscriber.id))
+    if step is None:
+        return None
+    existing = db.session.scalar(
+        select(ScheduledEmail).where(
+            ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.step_id == step.id,
+            ScheduledEmail.purpose == Purpose.DRIP,
+        )
+    )
+    if existing is not None:
+        return _revive(existing, subscriber, step, sent_at, sequence)
+    return schedule_step(subscriber, step, sent_at, sequence, sender)
+
+
+def resume_drip(
+    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
+) -> ScheduledEmail | None:
+    """After a resubscription: the step they stopped at comes back, counted from now."""
+    sent = sent_step_ids(subscriber.id)
+    step = next((s for s in sequence.steps if s.id not in sent), None)
+    if step is None:
+        return None
+    existing = db.session.scalar(
+        select(ScheduledEmail).where(
+            ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.step_id == step.id,
+            ScheduledEmail.purpose == Purpose.DRIP,
+        )
+    )
+    if existing is None:
+        return schedule_step(subscriber, step, now, sequence, sender)
+    return _revive(existing, subscriber, step, now, sequence)
+
+
+def recent_confirmation(subscriber_id: int, now: datetime) -> bool:
+    return (
+        db.session.scalar(
+            select(ScheduledEmail.id).where(
+                ScheduledEmail.subscriber_id == subscriber_id,
+                ScheduledEmail.purpose == Purpose.CONFIRM,
+                ScheduledEmail.created_at > now - RESEND_GAP,
+            )
+        )
+        is not None
+    )
+
+
+def _revive(
+    email: ScheduledEmail, subscriber: Subscriber, step: Step, anchor: datetime, sequence: Sequence
+) -> ScheduledEmail:
+    if email.status in (EmailStatus.CANCELLED, EmailStatus.FAILED):
+        email.status = EmailStatus.PENDING
+        email.anchor_at = anchor
+        email.due_at = step.due_after(anchor, zone_of(subscriber, sequence))
+        email.lease_until = None
+        email.queued_at = None
+    return email
+
+
+def cancel_open(subscriber_id: int) -> None:
+    """Cancel everything not yet sent, claimed rows included (the worker re-checks)."""
+    db.session.execute(
+        update(ScheduledEmail)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.status.in_(EmailStatus.OPEN),
+        )
+        .values(status=EmailStatus.CANCELLED, lease_until=None)
+    )

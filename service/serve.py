@@ -1,0 +1,114 @@
+"""`leadmagnet serve`: web app, Celery worker and beat as child processes, stopped together."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from flask import Flask
+
+from . import runtime
+
+STOP_GRACE = 8.0  # seconds: the contract allows 10 for everything to be gone
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Children get SIGTERM if `serve` itself is killed outright (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_pdeathsig() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_pdeathsig
+
+
+def commands(app: Flask, host: str, port: int) -> dict[str, list[str]]:
+    settings = runtime.settings(app)
+    python = sys.executable
+    web_workers = "1" if settings.database_url.startswith("sqlite") else "2"
+    return {
+        "web": [
+            python,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            web_workers,
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
+            "service:create_app()",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        "beat": [python, "-m", "celery", "-A", "worker", "beat", "--loglevel", "WARNING"],
+    }
+
+
+def supervise(app: Flask, host: str, port: int) -> int:
+    """Start the children, wait for a signal or a death, stop them all; return the exit code."""
+    settings = runtime.settings(app)
+    env = {**os.environ, "INSTANCE_PATH": str(settings.instance_path)}
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda n, _frame: stopping.append(n))
+    children = {
+        name: subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent())
+        for name, cmd in commands(app, host, port).items()
+    }
+    where = settings.email_url.path if settings.email_url.is_file else settings.email_url.host
+    print(f"leadmagnet: serving http://{host}:{port}/  (mail to {where})", flush=True)
+    code = 0
+    while not stopping:
+        dead = [name for name, proc in children.items() if proc.poll() is not None]
+        if dead:
+            print(f"leadmagnet: {', '.join(dead)} stopped unexpectedly; stopping", file=sys.stderr)
+            code = 1
+            break
+        time.sleep(0.2)
+    _stop(children)
+    return code
+
+
+def _stop(children: dict[str, subprocess.Popen]) -> None:
+    for proc in children.values():
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for proc in children.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    for proc in children.values():
+        # Kill the whole group: gunicorn's workers and anything else a child started.
+        _signal_group(proc, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)

@@ -1,0 +1,260 @@
+"""Settings: read from the environment once, validated, and frozen."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_SEQUENCE_FILE = Path(__file__).resolve().parent.parent / "email_templates" / "sequence.toml"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(SystemExit):
+    """A malformed setting: uncaught, it prints one line and exits without a traceback."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"leadmagnet: setting {name} {problem}")
+
+
+@dataclass(frozen=True)
+class EmailUrl:
+    """Where mail goes: an SMTP server or a folder of .eml files."""
+
+    scheme: str  # "smtp", "smtp+starttls", "smtps" or "file"
+    host: str = ""
+    port: int = 0
+    username: str | None = None
+    password: str | None = None
+    path: Path | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.scheme == "file"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads, in one place (README's table mirrors this)."""
+
+    instance_path: Path
+    secret_keys: tuple[str, ...]
+    database_url: str
+    redis_url: str | None
+    email_url: EmailUrl
+    mail_from: str | None
+    public_url: str
+    sequence_file: Path
+    dispatch_interval: float
+    ratelimit_enabled: bool
+    email_check_deliverability: bool
+    double_opt_in: bool
+    guide_file: Path | None
+    guide_url: str | None
+    send_lease: float
+    embedded: bool = field(default=False)
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or "filesystem://localhost/"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.instance_path / "broker"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise SettingsError naming the first bad one."""
+        env = os.environ if env is None else env
+        instance = Path(env.get("INSTANCE_PATH") or "instance").resolve()
+        database_raw = _get(env, "DATABASE_URL")
+        redis_raw = _get(env, "REDIS_URL")
+        embedded = database_raw is None and redis_raw is None
+        return cls(
+            instance_path=instance,
+            secret_keys=_secret_keys(env, instance, embedded),
+            database_url=_database_url(database_raw, instance),
+            redis_url=_redis_url(redis_raw),
+            email_url=_email_url(_get(env, "EMAIL_URL"), instance),
+            mail_from=_mail_from(_get(env, "MAIL_FROM")),
+            public_url=_public_url(_get(env, "PUBLIC_URL") or "http://127.0.0.1:5000"),
+            sequence_file=_existing_file(
+                "SEQUENCE_FILE", _get(env, "SEQUENCE_FILE") or str(DEFAULT_SEQUENCE_FILE)
+            ),
+            dispatch_interval=_positive_number(env, "DISPATCH_INTERVAL", 30),
+            ratelimit_enabled=_boolean(env, "RATELIMIT_ENABLED", True),
+            email_check_deliverability=_boolean(env, "EMAIL_CHECK_DELIVERABILITY", False),
+            double_opt_in=_boolean(env, "DOUBLE_OPT_IN", False),
+            guide_file=_optional_file(env, "GUIDE_FILE"),
+            guide_url=_optional_http_url(env, "GUIDE_URL"),
+            send_lease=_positive_number(env, "SEND_LEASE", 300),
+            embedded=embedded,
+        )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tuple[str, ...]:
+    raw = _get(env, "SECRET_KEY")
+    if raw is None:
+        if not embedded:
+            raise SettingsError("SECRET_KEY", "is required when DATABASE_URL or REDIS_URL is set")
+        return (_instance_secret(instance),)
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if any(len(k) < 16 for k in keys):
+        raise SettingsError("SECRET_KEY", "must be at least 16 characters per key")
+    return keys
+
+
+def _instance_secret(instance: Path) -> str:
+    """The embedded default's key: generated once, kept beside the database."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _database_url(raw: str | None, instance: Path) -> str:
+    if raw is None:
+        return f"sqlite:///{instance / 'leadmagnet.sqlite3'}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError("DATABASE_URL", f"is not a database URL: {raw!r}") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return raw
+    if backend in ("postgresql", "postgres"):
+        if not url.host and not url.query.get("host"):
+            raise SettingsError("DATABASE_URL", "names no PostgreSQL host")
+        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise SettingsError("DATABASE_URL", f"must be sqlite:/// or postgresql://, not {backend}://")
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise SettingsError("REDIS_URL", f"must look like redis://host:6379/0, not {raw!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError("REDIS_URL", "has a bad port") from None
+    return raw
+
+
+def _email_url(raw: str | None, instance: Path) -> EmailUrl:
+    if raw is None:
+        return EmailUrl(scheme="file", path=instance / "outbox")
+    parts = urlsplit(raw)
+    if parts.scheme == "file":
+        if not parts.path:
+            raise SettingsError(
+                "EMAIL_URL", "file:// needs a folder, as in file:///var/mail/outbox"
+            )
+        return EmailUrl(scheme="file", path=Path(unquote(parts.path)))
+    if parts.scheme not in ("smtp", "smtp+starttls", "smtps"):
+        raise SettingsError(
+            "EMAIL_URL", "must start with smtp://, smtp+starttls://, smtps:// or file://"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise SettingsError("EMAIL_URL", "has a bad port") from None
+    if not parts.hostname:
+        raise SettingsError("EMAIL_URL", "names no SMTP host")
+    default_port = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}[parts.scheme]
+    return EmailUrl(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or default_port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def _mail_from(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    address = parseaddr(raw)[1]
+    if "@" not in address or any(c in raw for c in "\r\n"):
+        raise SettingsError(
+            "MAIL_FROM", f"must look like 'Name <address@example.com>', not {raw!r}"
+        )
+    return raw
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            "PUBLIC_URL", f"must be an http(s) URL like https://example.com, not {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(name, f"must be an http(s) URL, not {raw!r}")
+    return raw
+
+
+def _existing_file(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(name, f"names no readable file: {raw}")
+    return path.resolve()
+
+
+def _optional_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = _get(env, name)
+    return None if raw is None else _existing_file(name, raw)
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(name, "must be greater than 0")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(name, f"must be true or false, not {raw!r}")

@@ -1,0 +1,91 @@
+"""The signup use case: one transaction writes subscriber, consent and first email."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import consent, runtime
+from .clock import utcnow
+from .extensions import db
+from .models import Subscriber, SubscriberStatus
+from .schedule import (
+    recent_confirmation,
+    resume_drip,
+    schedule_confirmation,
+    schedule_resend,
+    schedule_step,
+)
+from .sequence import Sequence
+from .validation import SignupInput, email_key
+
+
+def sign_up(data: SignupInput, meta: consent.RequestMeta) -> list[int]:
+    """Record the signup and return the ids of emails to send now (after the commit)."""
+    if data.honeypot:
+        return []
+    try:
+        ids = _sign_up(data, meta)
+        db.session.commit()
+    except IntegrityError:
+        # Two signups of one new address at once: the loser finds the winner's row.
+        db.session.rollback()
+        ids = _sign_up(data, meta)
+        db.session.commit()
+    return ids
+
+
+def _sign_up(data: SignupInput, meta: consent.RequestMeta) -> list[int]:
+    settings, sequence, sender = runtime.settings(), runtime.sequence(), runtime.mail_from()
+    now = utcnow()
+    subscriber = db.session.scalar(
+        select(Subscriber).where(Subscriber.email_key == email_key(data.email)).with_for_update()
+    )
+    doi = settings.double_opt_in
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=data.email,
+            email_key=email_key(data.email),
+            first_name=data.first_name,
+            time_zone=data.time_zone,
+            status=SubscriberStatus.PENDING if doi else SubscriberStatus.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(subscriber)
+        db.session.flush()
+        consent.record(subscriber, "consent", sequence.consent, meta, now)
+        if doi:
+            return [schedule_confirmation(subscriber, now, sequence, sender).id]
+        return [schedule_step(subscriber, sequence.first, now, sequence, sender).id]
+
+    consent.record(subscriber, "consent", sequence.consent, meta, now)
+    subscriber.first_name = data.first_name or subscriber.first_name
+    subscriber.time_zone = data.time_zone or subscriber.time_zone
+    if subscriber.status == SubscriberStatus.ACTIVE:
+        resend = schedule_resend(subscriber, now, sequence, sender)
+        return [resend.id] if resend else []
+    if subscriber.status == SubscriberStatus.PENDING:
+        return _confirm_again(subscriber, now, sequence, sender)
+    # Unsubscribed, bounced or complained: a fresh consent brings them back.
+    subscriber.unsubscribed_at = None
+    if doi:
+        subscriber.status = SubscriberStatus.PENDING
+        return _confirm_again(subscriber, now, sequence, sender)
+    subscriber.status = SubscriberStatus.ACTIVE
+    resumed = resume_drip(subscriber, now, sequence, sender)
+    if resumed is not None and resumed.step_id == sequence.first.id:
+        return [resumed.id]  # they left before the guide went out: that is the guide
+    resend = schedule_resend(subscriber, now, sequence, sender)
+    return [resend.id] if resend else []
+
+
+def _confirm_again(
+    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
+) -> list[int]:
+    """At most one confirmation email a day, however often the form is sent (list bombing)."""
+    if recent_confirmation(subscriber.id, now):
+        return []
+    return [schedule_confirmation(subscriber, now, sequence, sender).id]

@@ -1,0 +1,44 @@
+"""The JSON API: POST /api/subscribe."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import BadRequest
+
+from .. import runtime
+from ..broker import nudge
+from ..extensions import csrf
+from ..signup import sign_up
+from ..validation import validate_signup
+from .ratelimits import limited
+from .requestmeta import request_meta
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _problem(status: int, message: str):
+    return jsonify({"error": message}), status
+
+
+@bp.post("/subscribe")
+@csrf.exempt
+@limited
+def subscribe():
+    if not request.is_json:
+        return _problem(415, "send JSON with Content-Type: application/json")
+    try:
+        payload = request.get_json()
+    except BadRequest:
+        return _problem(400, "the body is not valid JSON")
+    if not isinstance(payload, dict):
+        return _problem(400, "the body must be a JSON object")
+    settings = runtime.settings()
+    data, errors = validate_signup(
+        payload, from_json=True, check_deliverability=settings.email_check_deliverability
+    )
+    if data is None:
+        return jsonify({"errors": errors}), 422
+    ids = sign_up(data, request_meta("api", data.page_url))
+    nudge(current_app, ids)
+    # The same answer whether the address is new, subscribed or gone: no enumeration.
+    return jsonify({"status": "accepted"}), 202

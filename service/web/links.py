@@ -1,0 +1,86 @@
+"""Links in emails: unsubscribe (page and RFC 8058 one-click), guide download, confirmation."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, send_file
+
+from .. import runtime, tokens
+from ..broker import nudge
+from ..clock import utcnow
+from ..confirm import CONFIRM_MAX_AGE, confirm
+from ..extensions import csrf, db
+from ..models import Subscriber
+from ..unsubscribe import unsubscribe
+from .requestmeta import request_meta
+
+bp = Blueprint("links", __name__)
+SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
+
+
+def _subscriber_id(purpose: str, token: str) -> int:
+    subscriber_id = tokens.read_token(runtime.settings().secret_keys, purpose, token)
+    if subscriber_id is None:
+        abort(404)
+    return subscriber_id
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "HEAD"])
+def unsubscribe_page(token: str):
+    """Only shows a button: link scanners prefetch GETs, and must not unsubscribe anyone."""
+    subscriber = db.session.get(Subscriber, _subscriber_id(tokens.UNSUBSCRIBE, token))
+    if subscriber is None:
+        abort(404)
+    return render_template("unsubscribe.html", subscriber=subscriber, done=False)
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt  # RFC 8058: mail providers post without cookies; the signed token is the proof
+def unsubscribe_post(token: str):
+    subscriber = unsubscribe(
+        _subscriber_id(tokens.UNSUBSCRIBE, token), request_meta("unsubscribe-link")
+    )
+    if subscriber is None:
+        abort(404)
+    return render_template("unsubscribe.html", subscriber=subscriber, done=True)
+
+
+@bp.get("/guide/<token>")
+def guide(token: str):
+    subscriber = db.session.get(Subscriber, _subscriber_id(tokens.GUIDE, token))
+    if subscriber is None:
+        abort(404)
+    now = utcnow()
+    subscriber.guide_downloads = (subscriber.guide_downloads or 0) + 1
+    subscriber.first_download_at = subscriber.first_download_at or now
+    subscriber.last_download_at = now
+    db.session.commit()
+    settings = runtime.settings()
+    if settings.guide_url:
+        return redirect(settings.guide_url, code=302)
+    name = runtime.sequence().guide.get("filename", "guide.pdf")
+    return send_file(
+        settings.guide_file or SAMPLE_GUIDE,
+        mimetype="application/pdf",
+        download_name=name,
+        as_attachment=False,
+        max_age=0,
+    )
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    subscriber_id, expired = tokens.read_timed_token(
+        runtime.settings().secret_keys,
+        tokens.CONFIRM,
+        token,
+        int(CONFIRM_MAX_AGE.total_seconds()),
+    )
+    if subscriber_id is None:
+        abort(404)
+    if expired:
+        return render_template("confirm.html", state="expired"), 410
+    subscriber, ids = confirm(subscriber_id, request_meta("confirmation-link"))
+    if subscriber is None:
+        abort(404)
+    nudge(current_app, ids)
+    return render_template("confirm.html", state="confirmed")

@@ -1,0 +1,37 @@
+"""Signup rate limits: per client address and per email address, counted on acceptance."""
+
+from flask import Response, request
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import limiter
+
+PER_IP = "30/minute;300/hour;2000/day"
+PER_ADDRESS = "5/hour;20/day"
+
+
+def _address_key() -> str:
+    try:
+        body = request.get_json(silent=True) if request.is_json else request.form
+    except HTTPException:  # too large or unreadable: the view answers that, not the limiter
+        return "address:"
+    value = body.get("email") if hasattr(body, "get") else None
+    return "address:" + (value.strip().casefold()[:320] if isinstance(value, str) else "")
+
+
+def _accepted(response: Response) -> bool:
+    # Only signups that went through use the allowance: a visitor fixing a typo is no flood.
+    return response.status_code in (202, 303)
+
+
+signup_limits = [
+    limiter.limit(PER_IP, deduct_when=_accepted, scope="signup-ip"),
+    limiter.limit(
+        PER_ADDRESS, key_func=_address_key, deduct_when=_accepted, scope="signup-address"
+    ),
+]
+
+
+def limited(view):
+    for decorate in signup_limits:
+        view = decorate(view)
+    return view

@@ -1,0 +1,135 @@
+"""Shared fixtures: the app on SQLite and on PostgreSQL, a recording SMTP server, service probes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service import create_app
+from service.extensions import db
+from tests.smtp import RecordingSMTPServer
+
+# On CI every service test is mandatory: a missing PostgreSQL or Redis fails, never skips.
+REQUIRE_SERVICES = os.environ.get("LEADMAGNET_REQUIRE_SERVICES") == "1"
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SECRET = "test-secret-key-0123456789"
+
+
+def unavailable(what: str, why: str) -> None:
+    message = f"{what} is not reachable ({why})"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}; LEADMAGNET_REQUIRE_SERVICES=1 makes it mandatory")
+    pytest.skip(f"{message}; set LEADMAGNET_REQUIRE_SERVICES=1 to make this a failure")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A scratch database of our own on the PostgreSQL server, dropped at the end."""
+    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    try:
+        admin = create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        unavailable("PostgreSQL", f"{type(exc).__name__}: {exc}".splitlines()[0])
+    name = f"leadmagnet_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        unavailable("Redis", f"{type(exc).__name__}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The settings of one test: its own instance folder, database and outbox."""
+    return {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
+        "PUBLIC_URL": "https://news.example.org",
+        "RATELIMIT_ENABLED": "false",
+    }
+
+
+def _reset_schema(app: Flask) -> None:
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        if db.engine.dialect.name == "postgresql":
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def make_app(env: dict[str, str]) -> Flask:
+    app = create_app(env)
+    app.config["TESTING"] = True
+    _reset_schema(app)
+    return app
+
+
+@pytest.fixture
+def app(env: dict[str, str]) -> Iterator[Flask]:
+    app = make_app(env)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(env: dict[str, str]) -> Path:
+    return Path(env["EMAIL_URL"].removeprefix("file://"))
+
+
+@pytest.fixture
+def smtpd() -> Iterator[RecordingSMTPServer]:
+    server = RecordingSMTPServer(port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,139 @@
+"""Delivering the guide: MIME shape, headers, SMTP replies, claims and leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import time_machine
+from sqlalchemy import select
+
+from service.clock import utcnow
+from service.delivery import claim
+from service.extensions import db
+from service.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
+from tests.conftest import make_app
+from tests.helpers import api_signup, dispatch_inline, parts
+
+HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe")
+
+
+def smtp_app(env, smtpd):
+    return make_app({**env, "EMAIL_URL": smtpd.url})
+
+
+def test_guide_arrives_over_smtp_with_every_header(env, smtpd):
+    app = smtp_app(env, smtpd)
+    client = app.test_client()
+    assert api_signup(client, "zoe@example.com", first_name="Zoë").status_code == 202
+    assert dispatch_inline(app) == ["sent"]
+
+    [received] = smtpd.received
+    msg = received.message
+    assert received.recipients == ["zoe@example.com"]
+    assert msg.get_content_type() == "multipart/alternative"
+    for name in HEADERS:
+        assert msg[name], f"{name} header missing"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["From"] == "Inside Out Strength <coach@insideoutstrength.example>"
+    url = msg["List-Unsubscribe"].strip("<>")
+    assert url.startswith("https://news.example.org/unsubscribe/")
+    text, html = parts(msg)
+    for body in (text, html):
+        assert url in body
+        assert "Springfield" in body  # the sender's postal address
+        assert "https://news.example.org/guide/" in body
+    assert "Zoë" in text
+
+
+def test_the_smtp_reply_and_message_id_are_logged(env, smtpd):
+    app = smtp_app(env, smtpd)
+    api_signup(app.test_client(), "log@example.com")
+    dispatch_inline(app)
+    with app.app_context():
+        attempt = db.session.scalars(select(DeliveryAttempt)).one()
+        email = db.session.get(ScheduledEmail, attempt.email_id)
+        assert attempt.outcome == "sent" and attempt.smtp_code == 250
+        assert "queued as 1" in attempt.smtp_reply
+        assert attempt.message_id == email.message_id == smtpd.received[0].message["Message-ID"]
+
+
+def test_a_claimed_row_cannot_be_claimed_again(app, client):
+    api_signup(client, "once@example.com")
+    with app.app_context():
+        email_id = db.session.scalars(select(ScheduledEmail.id)).one()
+        now = utcnow()
+        assert claim(email_id, now, lease=60)
+        assert not claim(email_id, now, lease=60)
+
+
+def test_an_expired_lease_resends_with_the_same_message_id(env, smtpd):
+    """A worker that died mid-send leaves a claim; after the lease the email goes again."""
+    app = smtp_app(env, smtpd)
+    api_signup(app.test_client(), "lease@example.com")
+    with app.app_context():
+        email_id = db.session.scalars(select(ScheduledEmail.id)).one()
+        assert claim(email_id, utcnow(), lease=300)  # the worker that then died
+    assert dispatch_inline(app) == []  # its lease still holds
+    with time_machine.travel(utcnow() + timedelta(seconds=301), tick=False):
+        assert dispatch_inline(app) == ["sent"]
+    [received] = smtpd.received
+    with app.app_context():
+        assert received.message["Message-ID"] == db.session.get(ScheduledEmail, email_id).message_id
+
+
+def test_transient_replies_retry_later_and_deliver_once(env, smtpd):
+    app = smtp_app(env, smtpd)
+    smtpd.handler.script = ["451 4.3.0 try again later", "451 4.3.0 try again later"]
+    api_signup(app.test_client(), "retry@example.com")
+    assert dispatch_inline(app) == ["deferred"]
+    assert dispatch_inline(app) == []  # backing off
+    later = utcnow()
+    for _ in range(2):
+        later += timedelta(hours=1)
+        with time_machine.travel(later, tick=False):
+            dispatch_inline(app)
+    assert len(smtpd.received) == 1
+    with app.app_context():
+        outcomes = list(
+            db.session.scalars(select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id))
+        )
+        assert outcomes == ["deferred", "deferred", "sent"]
+
+
+def test_a_recipient_refused_with_5xx_bounces_the_subscriber(env, smtpd):
+    app = smtp_app(env, smtpd)
+    smtpd.handler.rcpt_reply = "550 5.1.1 no such user"
+    api_signup(app.test_client(), "ghost@example.com")
+    assert dispatch_inline(app) == ["bounced"]
+    with app.app_context():
+        assert db.session.scalars(select(Subscriber.status)).one() == "bounced"
+
+
+def test_a_5xx_about_the_message_fails_it_without_touching_the_subscriber(env, smtpd):
+    app = smtp_app(env, smtpd)
+    smtpd.handler.script = ["554 5.7.1 message content rejected"]
+    api_signup(app.test_client(), "content@example.com")
+    assert dispatch_inline(app) == ["failed"]
+    with app.app_context():
+        assert db.session.scalars(select(Subscriber.status)).one() == "active"
+        assert db.session.scalars(select(ScheduledEmail.status)).one() == EmailStatus.FAILED
+
+
+def test_an_unsubscribe_after_the_claim_sends_nothing(app, client, outbox, monkeypatch):
+    api_signup(client, "late@example.com")
+    from service import delivery
+
+    real_compose = delivery.compose
+
+    def compose_then_unsubscribe(*args, **kwargs):
+        result = real_compose(*args, **kwargs)
+        with app.test_request_context():
+            from service.consent import RequestMeta
+            from service.unsubscribe import unsubscribe
+
+            unsubscribe(args[2].id, RequestMeta("test", None, None, None))
+        return result
+
+    monkeypatch.setattr(delivery, "compose", compose_then_unsubscribe)
+    assert dispatch_inline(app) == ["cancelled"]
+    assert not list(outbox.glob("*.eml"))

@@ -1,0 +1,82 @@
+"""A real SMTP server for tests (aiosmtpd) that records messages and can be told how to answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Handler:
+    """Answers DATA from `script` (one reply per message, None = accept), then accepts."""
+
+    received: list[Received] = field(default_factory=list)
+    script: list[str | None] = field(default_factory=list)
+    rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
+    stall: float = 0.0  # seconds to sit on DATA before answering
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.stall:
+            import asyncio
+
+            await asyncio.sleep(self.stall)
+        with self.lock:
+            reply = self.script.pop(0) if self.script else None
+            if reply is None:
+                self.received.append(
+                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                )
+                return f"250 2.0.0 Ok: queued as {len(self.received)}"
+        return reply
+
+
+class RecordingSMTPServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.handler = Handler()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)

@@ -1,0 +1,28 @@
+"""Thin tasks: each takes ids and calls the service."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from service import delivery, dispatch
+from service.broker import DELIVER, DELIVER_BATCH, DISPATCH
+
+HANDOFF_CHUNK = 50
+
+
+def register(celery: Celery) -> None:
+    @celery.task(name=DELIVER)
+    def deliver(email_id: int) -> str:
+        return delivery.deliver(email_id)
+
+    @celery.task(name=DELIVER_BATCH)
+    def deliver_batch(email_ids: list[int]) -> int:
+        return sum(delivery.deliver(email_id) == "sent" for email_id in email_ids)
+
+    @celery.task(name=DISPATCH)
+    def run_dispatch() -> int:
+        def handoff(ids: list[int]) -> None:
+            for start in range(0, len(ids), HANDOFF_CHUNK):
+                celery.send_task(DELIVER_BATCH, args=[ids[start : start + HANDOFF_CHUNK]])
+
+        return dispatch.run_pass(handoff)
