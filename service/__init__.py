@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
 from .rendering import TEMPLATES_DIR
 from .sequence import SequenceError, load_sequence
@@ -28,6 +29,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     app = Flask(__name__, instance_path=str(settings.instance_path))
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    prepare_folders(settings)
     app.extensions["leadmagnet.settings"] = settings
     app.config.update(_flask_config(settings))
     _init_extensions(app, settings)

@@ -53,13 +53,18 @@ def celery_config(settings: Settings) -> dict:
     return config
 
 
+def prepare_folders(settings: Settings) -> None:
+    """The embedded transport's folders must exist before a worker or producer uses them."""
+    if not settings.redis_url:
+        for name in ("broker", "broker-processed", "broker-control"):
+            (settings.instance_path / name).mkdir(parents=True, exist_ok=True)
+
+
 def producer(app: Flask) -> Celery:
     """The Celery app used to send tasks; the worker installs its own bound one instead."""
     celery = app.extensions.get("celery")
     if celery is None:
         settings: Settings = app.extensions["leadmagnet.settings"]
-        if not settings.redis_url:
-            settings.broker_folder.mkdir(parents=True, exist_ok=True)
         celery = Celery("leadmagnet", set_as_current=False)
         celery.conf.update(celery_config(settings))
         app.extensions["celery"] = celery

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from flask import current_app
 from jinja2 import TemplateError
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from . import runtime
 from .clock import utcnow
@@ -53,6 +53,8 @@ def check(echo: Callable[[str], None]) -> bool:
 
 
 def _positions() -> dict[str, int]:
+    if not inspect(db.engine).has_table(ScheduledEmail.__tablename__):
+        return {}  # a database not yet created holds nobody
     rows = db.session.execute(
         select(ScheduledEmail.step_id, func.count())
         .where(ScheduledEmail.purpose == Purpose.DRIP, ScheduledEmail.status.in_(EmailStatus.OPEN))

@@ -30,6 +30,12 @@ def _die_with_parent() -> Callable[[], None] | None:
     return set_pdeathsig
 
 
+def local_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def commands(app: Flask, host: str, port: int) -> dict[str, list[str]]:
     settings = runtime.settings(app)
     python = sys.executable
@@ -74,6 +80,9 @@ def supervise(app: Flask, host: str, port: int) -> int:
     """Start the children, wait for a signal or a death, stop them all; return the exit code."""
     settings = runtime.settings(app)
     env = {**os.environ, "INSTANCE_PATH": str(settings.instance_path)}
+    if not os.environ.get("PUBLIC_URL"):
+        # Links in emails should reach this very server, whatever port it was given.
+        env["PUBLIC_URL"] = local_url(host, port)
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda n, _frame: stopping.append(n))
@@ -82,7 +91,7 @@ def supervise(app: Flask, host: str, port: int) -> int:
         for name, cmd in commands(app, host, port).items()
     }
     where = settings.email_url.path if settings.email_url.is_file else settings.email_url.host
-    print(f"leadmagnet: serving http://{host}:{port}/  (mail to {where})", flush=True)
+    print(f"leadmagnet: serving {local_url(host, port)}/  (mail to {where})", flush=True)
     code = 0
     while not stopping:
         dead = [name for name, proc in children.items() if proc.poll() is not None]
