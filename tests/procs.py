@@ -48,7 +48,7 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.1):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -76,7 +76,7 @@ class Browser:
             urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect()
         )
 
-    def request(self, method: str, path: str, data: bytes | None = None, headers=None):  # noqa: ANN001, ANN201
+    def request(self, method: str, path: str, data: bytes | None = None, headers=None):
         url = path if path.startswith("http") else self.base + path
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         try:
@@ -84,7 +84,7 @@ class Browser:
         except urllib.error.HTTPError as exc:
             return exc
 
-    def submit_signup(self, **fields: str):  # noqa: ANN201
+    def submit_signup(self, **fields: str):
         page = self.request("GET", "/").read().decode()
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         body = urllib.parse.urlencode({"csrf_token": token, **fields}).encode()
@@ -92,13 +92,13 @@ class Browser:
             "POST", "/subscribe", body, {"Content-Type": "application/x-www-form-urlencoded"}
         )
 
-    def post_json(self, path: str, payload: dict):  # noqa: ANN201
+    def post_json(self, path: str, payload: dict):
         body = json.dumps(payload).encode()
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def redirect_request(self, *args, **kwargs):
         return None
 
 

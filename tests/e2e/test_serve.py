@@ -14,7 +14,7 @@ from tests.procs import BIN, Browser, alive, child_pids, clean_env, http_ok, sta
 pytestmark = pytest.mark.slow
 
 
-def serve(tmp_path: Path, env: dict[str, str]):  # noqa: ANN201
+def serve(tmp_path: Path, env: dict[str, str]):
     port = free_port()
     proc = start(
         [str(BIN / "leadmagnet"), "serve", "--port", str(port)],
@@ -31,7 +31,7 @@ def serve(tmp_path: Path, env: dict[str, str]):  # noqa: ANN201
     return proc, base
 
 
-def stop_and_check_children(proc) -> None:  # noqa: ANN001
+def stop_and_check_children(proc) -> None:
     children = child_pids(proc.pid)
     grandchildren = [g for c in children for g in child_pids(c)]
     assert len(children) == 3, "web, worker and beat run as children"
