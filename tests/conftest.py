@@ -133,3 +133,12 @@ def smtpd() -> Iterator[RecordingSMTPServer]:
     server.start()
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """On CI (services mandatory) a skipped test is a failure: nothing may pass by skipping."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if REQUIRE_SERVICES and skipped and session.exitstatus == 0:
+        reporter.write_line(f"{len(skipped)} test(s) skipped while LEADMAGNET_REQUIRE_SERVICES=1")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
