@@ -12,7 +12,6 @@ from sqlalchemy.engine import Engine
 
 from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
-from .rendering import TEMPLATES_DIR
 from .sequence import SequenceError, load_sequence
 from .settings import Settings, SettingsError
 
@@ -24,7 +23,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     """Build the app from the environment (or the given mapping); settings are read once."""
     settings = settings or Settings.from_env(env)
     try:
-        load_sequence(settings.sequence_file, TEMPLATES_DIR)
+        load_sequence(settings.sequence_file, settings.templates_dir)
     except SequenceError as exc:
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     app = Flask(__name__, instance_path=str(settings.instance_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 
 from . import create_app, runtime
@@ -24,6 +24,7 @@ def register_commands(app: Flask) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@with_appcontext
 def serve(host: str, port: int) -> None:
     """Run web app, worker and scheduler in the foreground (Ctrl-C stops all of them)."""
     from .serve import supervise
@@ -33,6 +34,7 @@ def serve(host: str, port: int) -> None:
 
 
 @click.command("dispatch")
+@with_appcontext
 def dispatch_command() -> None:
     """Run one scheduler pass now and send everything due, in this process."""
     from .delivery import deliver
@@ -57,6 +59,7 @@ def sequence_group() -> None:
 
 
 @sequence_group.command("check")
+@with_appcontext
 def sequence_check() -> None:
     """Check the sequence file and render every step with sample data."""
     from .sequence_check import check

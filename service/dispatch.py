@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from . import runtime
 from .clock import utcnow
 from .extensions import db
 from .models import EmailStatus, ScheduledEmail
+from .sequence_sync import sync_if_changed
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -67,6 +69,9 @@ def release(ids: list[int]) -> None:
 
 def run_pass(handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:
     """One scheduler pass; returns how many emails were handed off."""
+    changes = sync_if_changed(runtime.sequence(), runtime.mail_from())
+    if changes:
+        log.info("applied the edited sequence file to %s scheduled emails", len(changes))
     total = 0
     for _ in range(MAX_BATCHES):
         ids = claim_due(utcnow(), batch)

@@ -66,7 +66,8 @@ def render_for(app: Flask, email: ScheduledEmail, subscriber: Subscriber) -> Ren
         return None
     step = sequence.step(email.step_id)
     preheader = step.preheader if step else ""
-    return render_email(template, context(app, sequence, subscriber, template, preheader))
+    ctx = context(app, sequence, subscriber, template, preheader)
+    return render_email(template, ctx, runtime.settings(app).templates_dir)
 
 
 def smtp_address(address: str) -> str:

@@ -188,3 +188,14 @@ class DeliveryAttempt(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     email: Mapped[ScheduledEmail] = relationship(back_populates="deliveries")
+
+
+class SequenceState(db.Model):
+    """The sequence as last applied to the schedule, so an edit can be shown and applied."""
+
+    __tablename__ = "sequence_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    steps: Mapped[str] = mapped_column(Text)  # JSON: [{"id", "delay", "window"}...]
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

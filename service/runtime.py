@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app
 
-from .rendering import TEMPLATES_DIR
-from .sequence import Sequence, load_sequence
+from .sequence import Sequence, SequenceError, load_sequence
 from .settings import Settings
 from .transport import FileTransport, SmtpTransport, make_transport
+
+log = logging.getLogger(__name__)
 
 
 def settings(app: Flask | None = None) -> Settings:
@@ -15,7 +18,20 @@ def settings(app: Flask | None = None) -> Settings:
 
 
 def sequence(app: Flask | None = None) -> Sequence:
-    return load_sequence(settings(app).sequence_file, TEMPLATES_DIR)
+    """The sequence file as it is now: an edit takes effect without a restart, and an edit
+    that breaks the file keeps the last good version running (and says so in the log)."""
+    app = app or current_app
+    path = settings(app).sequence_file
+    try:
+        current = load_sequence(path, path.parent, path.stat().st_mtime_ns)
+    except (SequenceError, OSError) as exc:
+        last_good = app.extensions.get("leadmagnet.sequence")
+        if last_good is None:
+            raise
+        log.error("the edited sequence file is not used: %s", exc)
+        return last_good
+    app.extensions["leadmagnet.sequence"] = current
+    return current
 
 
 def mail_from(app: Flask | None = None) -> str:

@@ -133,8 +133,10 @@ class Sequence:
 
 
 @lru_cache(maxsize=8)
-def load_sequence(path: Path, templates_dir: Path) -> Sequence:
-    """Parse and check the sequence file; raise SequenceError with one line on the first fault."""
+def load_sequence(path: Path, templates_dir: Path, version: int = 0) -> Sequence:
+    """Parse and check the sequence file; raise SequenceError with one line on the first fault.
+
+    `version` (the file's mtime) is only part of the cache key, so an edit is read again."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

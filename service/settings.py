@@ -65,6 +65,11 @@ class Settings:
     embedded: bool = field(default=False)
 
     @property
+    def templates_dir(self) -> Path:
+        """Email templates live beside the sequence file that names them."""
+        return self.sequence_file.parent
+
+    @property
     def broker_url(self) -> str:
         return self.redis_url or "filesystem://localhost/"
 

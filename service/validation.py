@@ -76,10 +76,12 @@ def _first_name(value: object, errors: dict[str, str]) -> str | None:
     if not isinstance(value, str):
         errors["first_name"] = "The first name must be text."
         return None
-    name = unicodedata.normalize("NFC", value).strip()
+    name = unicodedata.normalize("NFC", value)
+    # Checked before trimming: "\r\nBcc: ..." holds control characters even at its ends.
     if any(_is_control(c) for c in name):
         errors["first_name"] = "The first name contains characters that are not allowed."
         return None
+    name = name.strip()
     if len(name) > MAX_NAME:
         errors["first_name"] = f"The first name must be {MAX_NAME} characters or fewer."
         return None

@@ -30,6 +30,7 @@ class Handler:
     script: list[str | None] = field(default_factory=list)
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
     stall: float = 0.0  # seconds to sit on DATA before answering
+    drop: int = 0  # how many DATA commands to answer by dropping the connection
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -43,6 +44,10 @@ class Handler:
             import asyncio
 
             await asyncio.sleep(self.stall)
+        if self.drop:
+            self.drop -= 1
+            server.transport.close()  # mid-DATA: the message is in, the reply never comes
+            return "421 closing"
         with self.lock:
             reply = self.script.pop(0) if self.script else None
             if reply is None:

@@ -23,10 +23,11 @@ def _accepted(response: Response) -> bool:
     return response.status_code in (202, 303)
 
 
+# Shared limits: the hosted form and the JSON API draw on one allowance, not one each.
 signup_limits = [
-    limiter.limit(PER_IP, deduct_when=_accepted, scope="signup-ip"),
-    limiter.limit(
-        PER_ADDRESS, key_func=_address_key, deduct_when=_accepted, scope="signup-address"
+    limiter.shared_limit(PER_IP, "signup-ip", deduct_when=_accepted),
+    limiter.shared_limit(
+        PER_ADDRESS, "signup-address", key_func=_address_key, deduct_when=_accepted
     ),
 ]
 

@@ -1,0 +1,169 @@
+"""Applying an edited sequence file to people mid-sequence, and describing it beforehand.
+
+Positions are kept by step id: each open drip row is checked against what the current file
+says should come after the subscriber's last sent step, and its due time against the
+current delay and window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import EmailStatus, Purpose, ScheduledEmail, SequenceState, Subscriber
+from .schedule import schedule_step, zone_of
+from .sequence import Sequence, Step
+
+STATE_ID = 1
+
+
+@dataclass(frozen=True)
+class Change:
+    subscriber_id: int
+    email_id: int
+    old_step: str
+    new_step: str | None  # None: the sequence now ends before this row
+    old_due: datetime
+    new_due: datetime | None
+
+
+def snapshot(sequence: Sequence) -> list[dict]:
+    return [
+        {"id": s.id, "delay": int(s.delay.total_seconds()), "window": repr(s.window)}
+        for s in sequence.steps
+    ]
+
+
+def fingerprint(sequence: Sequence) -> str:
+    return hashlib.sha256(json.dumps(snapshot(sequence)).encode()).hexdigest()
+
+
+def _last_sent(subscriber_ids: set[int]) -> dict[int, tuple[list[str], str | None]]:
+    """For each subscriber: the ids of drip steps sent, and the last one sent."""
+    found: dict[int, tuple[list[str], str | None]] = {i: ([], None) for i in subscriber_ids}
+    rows = db.session.execute(
+        select(ScheduledEmail.subscriber_id, ScheduledEmail.step_id)
+        .where(
+            ScheduledEmail.subscriber_id.in_(subscriber_ids),
+            ScheduledEmail.purpose == Purpose.DRIP,
+            ScheduledEmail.status == EmailStatus.SENT,
+        )
+        .order_by(ScheduledEmail.sent_at)
+    )
+    for subscriber_id, step_id in rows:
+        found[subscriber_id][0].append(step_id)
+        found[subscriber_id] = (found[subscriber_id][0], step_id)
+    return found
+
+
+def _expected(sequence: Sequence, sent: list[str], last: str | None) -> Step | None:
+    if last is None:
+        return next((s for s in sequence.steps if s.id not in sent), None)
+    return sequence.after(last, set(sent))
+
+
+def plan(sequence: Sequence) -> list[Change]:
+    """What applying this sequence would change among emails not yet claimed."""
+    rows = list(
+        db.session.scalars(
+            select(ScheduledEmail).where(
+                ScheduledEmail.purpose == Purpose.DRIP,
+                ScheduledEmail.status == EmailStatus.PENDING,
+            )
+        )
+    )
+    history = _last_sent({r.subscriber_id for r in rows})
+    subscribers = {
+        s.id: s
+        for s in db.session.scalars(select(Subscriber).where(Subscriber.id.in_(history.keys())))
+    }
+    changes = []
+    for row in rows:
+        sent, last = history[row.subscriber_id]
+        step = _expected(sequence, sent, last)
+        if step is not None and step.id == row.step_id and row.attempts:
+            continue  # a retry backing off keeps its own due time
+        zone = zone_of(subscribers[row.subscriber_id], sequence)
+        due = step.due_after(row.anchor_at, zone) if step else None
+        if step is None or step.id != row.step_id or due != row.due_at:
+            changes.append(
+                Change(
+                    row.subscriber_id,
+                    row.id,
+                    row.step_id,
+                    step.id if step else None,
+                    row.due_at,
+                    due,
+                )
+            )
+    return changes
+
+
+def apply(sequence: Sequence, sender: str) -> list[Change]:
+    """Reschedule, replace or end open rows so they follow the current file; one transaction."""
+    changes = plan(sequence)
+    for change in changes:
+        row = db.session.get(ScheduledEmail, change.email_id)
+        if change.new_step == change.old_step:
+            row.due_at = change.new_due
+            continue
+        row.status = EmailStatus.CANCELLED
+        db.session.flush()
+        if change.new_step is not None:
+            subscriber = db.session.get(Subscriber, change.subscriber_id)
+            _replace(subscriber, sequence.step(change.new_step), row.anchor_at, sequence, sender)
+    return changes
+
+
+def _replace(
+    subscriber: Subscriber, step: Step, anchor: datetime, sequence: Sequence, sender: str
+) -> None:
+    existing = db.session.scalar(
+        select(ScheduledEmail).where(
+            ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.step_id == step.id,
+            ScheduledEmail.purpose == Purpose.DRIP,
+        )
+    )
+    if existing is None:
+        schedule_step(subscriber, step, anchor, sequence, sender)
+    elif existing.status in (EmailStatus.CANCELLED, EmailStatus.FAILED):
+        existing.status = EmailStatus.PENDING
+        existing.anchor_at = anchor
+        existing.due_at = step.due_after(anchor, zone_of(subscriber, sequence))
+
+
+def stored_state() -> SequenceState | None:
+    return db.session.get(SequenceState, STATE_ID)
+
+
+def sync_if_changed(sequence: Sequence, sender: str) -> list[Change] | None:
+    """Called by each scheduler pass: apply the file once after it changed."""
+    current = fingerprint(sequence)
+    state = stored_state()
+    if state is not None and state.fingerprint == current:
+        db.session.rollback()
+        return None
+    # Lock the state row so two passes do not apply the same edit twice.
+    state = db.session.get(SequenceState, STATE_ID, with_for_update=True)
+    if state is not None and state.fingerprint == current:
+        db.session.rollback()
+        return None
+    changes = apply(sequence, sender)
+    if state is None:
+        state = SequenceState(id=STATE_ID)
+        db.session.add(state)
+    state.fingerprint = current
+    state.steps = json.dumps(snapshot(sequence))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another pass stored the first state at the same moment
+        db.session.rollback()
+        return None
+    return changes
