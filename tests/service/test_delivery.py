@@ -137,3 +137,30 @@ def test_an_unsubscribe_after_the_claim_sends_nothing(app, client, outbox, monke
     monkeypatch.setattr(delivery, "compose", compose_then_unsubscribe)
     assert dispatch_inline(app) == ["cancelled"]
     assert not list(outbox.glob("*.eml"))
+
+
+def test_a_connection_dropped_mid_data_is_retried(env, smtpd):
+    app = smtp_app(env, smtpd)
+    smtpd.handler.drop = 1
+    api_signup(app.test_client(), "dropped@example.com")
+    assert dispatch_inline(app) == ["deferred"]
+    with time_machine.travel(utcnow() + timedelta(hours=1), tick=False):
+        assert dispatch_inline(app) == ["sent"]
+    assert [r.recipients for r in smtpd.received] == [["dropped@example.com"]]
+
+
+def test_one_smtp_connection_is_reused_across_sends(env, smtpd):
+    app = smtp_app(env, smtpd)
+    client = app.test_client()
+    for n in range(3):
+        api_signup(client, f"reuse{n}@example.com")
+    with app.app_context():
+        from service import runtime
+
+        transport = runtime.transport(app)
+        assert dispatch_inline(app) == ["sent"] * 3
+        first = transport._conn
+        assert first is not None
+        api_signup(client, "reuse3@example.com")
+        assert dispatch_inline(app) == ["sent"]
+        assert transport._conn is first
