@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
@@ -85,7 +85,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
     """WAL and a busy timeout let the web app, worker and beat share one SQLite file."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
@@ -99,7 +99,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 
 @event.listens_for(Engine, "begin")
-def _sqlite_begin_immediate(connection) -> None:
+def _sqlite_begin_immediate(connection: Connection) -> None:
     """Take SQLite's write lock up front: a read-then-write transaction that upgrades late
     fails at once with "database is locked" instead of waiting its turn."""
     if connection.dialect.name == "sqlite":

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 DELIVER = "leadmagnet.deliver"
 DELIVER_BATCH = "leadmagnet.deliver_batch"
 DISPATCH = "leadmagnet.dispatch"
+HOUSEKEEPING = "leadmagnet.housekeeping"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -33,6 +34,7 @@ def celery_config(settings: Settings) -> dict:
         "beat_schedule_filename": str(settings.instance_path / "celerybeat-schedule"),
         "beat_schedule": {
             "dispatch": {"task": DISPATCH, "schedule": settings.dispatch_interval},
+            "housekeeping": {"task": HOUSEKEEPING, "schedule": 3600},
         },
     }
     if settings.redis_url:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import IO
+
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
@@ -19,6 +24,9 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(serve)
     app.cli.add_command(dispatch_command)
     app.cli.add_command(sequence_group)
+    app.cli.add_command(preview_command)
+    app.cli.add_command(subscribers_group)
+    app.cli.add_command(admin_group)
 
 
 @click.command("serve")
@@ -53,6 +61,22 @@ def dispatch_command() -> None:
     runtime.transport().close()
 
 
+@click.command("preview")
+@click.argument("step", required=False)
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write <step>.html, <step>.txt and <step>.eml here instead of printing.",
+)
+@with_appcontext
+def preview_command(step: str | None, folder: Path | None) -> None:
+    """Render one step (an id, or `confirm`) or every step with sample data."""
+    from .preview import run
+
+    raise SystemExit(run(current_app._get_current_object(), step, folder, click.echo))
+
+
 @click.group("sequence")
 def sequence_group() -> None:
     """Inspect the drip sequence file."""
@@ -66,3 +90,99 @@ def sequence_check() -> None:
 
     ok = check(click.echo)
     raise SystemExit(0 if ok else 1)
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """What we hold on subscribers: show, forget, export."""
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@with_appcontext
+def subscribers_show(email: str) -> None:
+    """Print all we hold on one person as JSON (consents with their text hashes, emails)."""
+    from . import people
+
+    subscriber = people.find(email)
+    if subscriber is None:
+        raise click.ClickException(f"no subscriber {email}")
+    click.echo(json.dumps(people.describe(subscriber), indent=2, ensure_ascii=False))
+
+
+@subscribers_group.command("forget")
+@click.argument("email")
+@with_appcontext
+def subscribers_forget(email: str) -> None:
+    """Erase one person (GDPR); a keyed hash keeps them from being emailed again."""
+    from . import people
+
+    subscriber = people.find(email)
+    if subscriber is None:
+        raise click.ClickException(f"no subscriber {email}")
+    people.forget(subscriber)
+    click.echo(f"forgot {email}: erased, and suppressed until they sign up again")
+
+
+@subscribers_group.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    help="CSV file to write (default: standard output).",
+)
+@with_appcontext
+def subscribers_export(output: IO[str]) -> None:
+    """Write every subscriber as CSV: status and consent times."""
+    from . import people
+
+    total = people.count()
+    rows = people.export_rows()
+    if output.name == "<stdout>":
+        written = people.write_csv(output, rows)
+    else:
+        with click.progressbar(rows, length=total, label="exporting", file=sys.stderr) as bar:
+            written = people.write_csv(output, bar)
+    click.echo(f"exported {written} subscribers", err=True)
+
+
+@click.group("admin")
+def admin_group() -> None:
+    """Owners who may sign in to /admin: create, list."""
+
+
+@admin_group.command("create")
+@click.argument("email")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def admin_create(email: str, password_stdin: bool) -> None:
+    """Make an owner who signs in to /admin with EMAIL and a password (asked twice)."""
+    from . import owners
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        owner = owners.create(email, password)
+    except owners.OwnerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created owner {owner.email}: sign in at /login")
+
+
+@admin_group.command("list")
+@with_appcontext
+def admin_list() -> None:
+    """Print every owner with when they were made and last signed in."""
+    from . import owners
+
+    found = owners.all_owners()
+    for owner in found:
+        last = f"{owner.last_login_at:%Y-%m-%d %H:%M} UTC" if owner.last_login_at else "never"
+        made = f"{owner.created_at:%Y-%m-%d %H:%M} UTC"
+        click.echo(f"{owner.email}\tcreated {made}\tlast login {last}")
+    if not found:
+        click.echo("no owners yet: leadmagnet admin create EMAIL", err=True)

@@ -8,7 +8,7 @@ from . import consent, runtime
 from .clock import utcnow
 from .extensions import db
 from .models import Subscriber, SubscriberStatus
-from .schedule import resume_drip
+from .schedule import recent_confirmation, resume_drip, schedule_confirmation
 
 CONFIRM_MAX_AGE = timedelta(hours=72)
 
@@ -26,3 +26,14 @@ def confirm(subscriber_id: int, meta: consent.RequestMeta) -> tuple[Subscriber |
     first = resume_drip(subscriber, now, runtime.sequence(), runtime.mail_from())
     db.session.commit()
     return subscriber, [first.id] if first is not None else []
+
+
+def resend_confirmation(subscriber: Subscriber) -> list[int]:
+    """A new confirmation link for a pending subscriber, at most one a day."""
+    now = utcnow()
+    if subscriber.status != SubscriberStatus.PENDING or recent_confirmation(subscriber.id, now):
+        db.session.rollback()
+        return []
+    email = schedule_confirmation(subscriber, now, runtime.sequence(), runtime.mail_from())
+    db.session.commit()
+    return [email.id]

@@ -22,6 +22,7 @@ from .models import (
     SubscriberStatus,
 )
 from .schedule import cancel_open, schedule_next
+from .suppression import is_suppressed, suppress
 from .transport import DeliveryError, SendResult
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ def claim(email_id: int, now: datetime, lease: float) -> bool:
 def may_receive(subscriber: Subscriber | None, email: ScheduledEmail) -> bool:
     if subscriber is None:
         return False
-    if email.purpose == Purpose.CONFIRM:
-        return subscriber.status == SubscriberStatus.PENDING
-    return subscriber.status == SubscriberStatus.ACTIVE
+    wanted = (
+        SubscriberStatus.PENDING if email.purpose == Purpose.CONFIRM else SubscriberStatus.ACTIVE
+    )
+    return subscriber.status == wanted and not is_suppressed(subscriber.email)
 
 
 def deliver(email_id: int) -> str:
@@ -143,6 +145,7 @@ def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -
         _log(email, "bounced", exc.code, exc.reply, now)
         subscriber.status = SubscriberStatus.BOUNCED
         cancel_open(subscriber.id)
+        suppress(subscriber.email, "bounced")
         db.session.commit()
         log.warning("bounced email %s, subscriber %s suppressed: %s", email.id, subscriber.id, exc)
         return "bounced"

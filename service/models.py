@@ -12,9 +12,11 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     event,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .clock import utcnow
@@ -27,7 +29,7 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -35,7 +37,7 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -90,6 +92,9 @@ class Subscriber(db.Model):
         back_populates="subscriber", order_by="ScheduledEmail.id", passive_deletes=True
     )
 
+    # The purge of unconfirmed signups reads by status and age.
+    __table_args__ = (Index("ix_subscriber_status_created", "status", "created_at"),)
+
 
 class ConsentRecord(db.Model):
     """Append-only evidence of each consent and withdrawal: what was shown, where, when."""
@@ -114,7 +119,7 @@ class ConsentRecord(db.Model):
 
 
 @event.listens_for(ConsentRecord, "before_update")
-def _consent_is_append_only(mapper, connection, target) -> None:
+def _consent_is_append_only(mapper: object, connection: object, target: object) -> None:
     raise RuntimeError("consent records are append-only")
 
 
@@ -199,3 +204,52 @@ class SequenceState(db.Model):
     fingerprint: Mapped[str] = mapped_column(String(64))
     steps: Mapped[str] = mapped_column(Text)  # JSON: [{"id", "delay", "window"}...]
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Suppression(db.Model):
+    """Addresses that must get no email until they consent again, kept only as keyed hashes
+    so that erasing a person leaves no address in clear."""
+
+    __tablename__ = "suppression"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(16))  # unsubscribed | bounced | complained | erased
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEvent(db.Model):
+    """A bounce or complaint a mail provider reported, once per (provider, event id):
+    the unique key is what makes a replayed webhook change nothing."""
+
+    __tablename__ = "webhook_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))  # ses | postmark | mailgun | sendgrid
+    event_id: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(16))  # hard_bounce | soft_bounce | complaint | other
+    # A keyed hash, like the suppression list's: an erased person leaves no address here.
+    email_hash: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[str | None] = mapped_column(Text)
+    # Mailgun signs only (timestamp, token), not the event: a token seen twice is a replay.
+    nonce: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_webhook_event_provider_event_id"),
+        UniqueConstraint("provider", "nonce", name="uq_webhook_event_provider_nonce"),
+        Index("ix_webhook_event_email_hash_kind", "email_hash", "kind"),
+    )
+
+
+class Owner(db.Model):
+    """Someone who may sign in to /admin: the list's owner, made with `leadmagnet admin create`."""
+
+    __tablename__ = "owner"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # casefolded
+    password_hash: Mapped[str] = mapped_column(String(255))  # werkzeug scrypt
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,7 +19,7 @@ from .extensions import db
 from .models import EmailStatus, Purpose, ScheduledEmail
 from .rendering import render_email
 from .sequence import Sequence, SequenceError, load_sequence
-from .sequence_sync import plan, snapshot, stored_state
+from .sequence_sync import Change, plan, snapshot, stored_state
 
 
 def sample_subscriber(first_name: str = "Sam") -> SimpleNamespace:
@@ -116,7 +116,7 @@ def _edits(sequence: Sequence, echo: Callable[[str], None]) -> None:
     )
 
 
-def _kind(change) -> str:
+def _kind(change: Change) -> str:
     if change.new_step is None:
         return "ended (no step left for them)"
     if change.new_step != change.old_step:

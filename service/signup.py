@@ -19,6 +19,7 @@ from .schedule import (
     schedule_step,
 )
 from .sequence import Sequence
+from .suppression import lift
 from .validation import SignupInput, email_key
 
 
@@ -44,6 +45,7 @@ def _sign_up(data: SignupInput, meta: consent.RequestMeta) -> list[int]:
         select(Subscriber).where(Subscriber.email_key == email_key(data.email)).with_for_update()
     )
     doi = settings.double_opt_in
+    lift(data.email)  # a fresh consent outweighs an earlier opt-out
     if subscriber is None:
         subscriber = Subscriber(
             email=data.email,

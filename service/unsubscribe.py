@@ -7,6 +7,7 @@ from .clock import utcnow
 from .extensions import db
 from .models import Subscriber, SubscriberStatus
 from .schedule import cancel_open
+from .suppression import suppress
 
 
 def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | None:
@@ -20,5 +21,6 @@ def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | N
         subscriber.unsubscribed_at = now
         consent.record(subscriber, "withdrawal", runtime.sequence().consent, meta, now)
         cancel_open(subscriber.id)
+        suppress(subscriber.email, "unsubscribed")
     db.session.commit()
     return subscriber

@@ -32,6 +32,16 @@ def unavailable(what: str, why: str) -> None:
     pytest.skip(f"{message}; set LEADMAGNET_REQUIRE_SERVICES=1 to make this a failure")
 
 
+def private_redis_db(base_url: str, number: int) -> str:
+    """A Redis database of one test's own, emptied first: a worker left over from another
+    run (or another developer's tests) must not take this test's tasks."""
+    import redis
+
+    url = f"{base_url.rsplit('/', 1)[0]}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from service import delivery, dispatch
-from service.broker import DELIVER, DELIVER_BATCH, DISPATCH
+from service import delivery, dispatch, housekeeping
+from service.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
 
 HANDOFF_CHUNK = 50
 
@@ -26,3 +26,7 @@ def register(celery: Celery) -> None:
                 celery.send_task(DELIVER_BATCH, args=[ids[start : start + HANDOFF_CHUNK]])
 
         return dispatch.run_pass(handoff)
+
+    @celery.task(name=HOUSEKEEPING)
+    def run_housekeeping() -> int:
+        return housekeeping.purge_unconfirmed()

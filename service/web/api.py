@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from .. import runtime
@@ -23,7 +24,7 @@ def _problem(status: int, message: str):
 @bp.post("/subscribe")
 @csrf.exempt
 @limited
-def subscribe():
+def subscribe() -> ResponseReturnValue:
     if not request.is_json:
         return _problem(415, "send JSON with Content-Type: application/json")
     try:

@@ -6,6 +6,7 @@ import os
 
 import redis
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from .. import runtime
@@ -43,7 +44,7 @@ def _broker() -> str | None:
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     checks = {"database": _database(), "broker": _broker()}
     failing = {name: problem for name, problem in checks.items() if problem}
     if failing:

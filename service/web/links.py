@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, send_file
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
 
 from .. import runtime, tokens
 from ..broker import nudge
 from ..clock import utcnow
-from ..confirm import CONFIRM_MAX_AGE, confirm
+from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
 from ..models import Subscriber
+from ..signup import sign_up
 from ..unsubscribe import unsubscribe
+from ..validation import FORM_TRUE, SignupInput
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
@@ -25,7 +37,7 @@ def _subscriber_id(purpose: str, token: str) -> int:
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "HEAD"])
-def unsubscribe_page(token: str):
+def unsubscribe_page(token: str) -> ResponseReturnValue:
     """Only shows a button: link scanners prefetch GETs, and must not unsubscribe anyone."""
     subscriber = db.session.get(Subscriber, _subscriber_id(tokens.UNSUBSCRIBE, token))
     if subscriber is None:
@@ -35,7 +47,7 @@ def unsubscribe_page(token: str):
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058: mail providers post without cookies; the signed token is the proof
-def unsubscribe_post(token: str):
+def unsubscribe_post(token: str) -> ResponseReturnValue:
     subscriber = unsubscribe(
         _subscriber_id(tokens.UNSUBSCRIBE, token), request_meta("unsubscribe-link")
     )
@@ -45,7 +57,7 @@ def unsubscribe_post(token: str):
 
 
 @bp.get("/guide/<token>")
-def guide(token: str):
+def guide(token: str) -> ResponseReturnValue:
     subscriber = db.session.get(Subscriber, _subscriber_id(tokens.GUIDE, token))
     if subscriber is None:
         abort(404)
@@ -67,8 +79,24 @@ def guide(token: str):
     )
 
 
+@bp.post("/resubscribe/<token>")
+def resubscribe(token: str) -> ResponseReturnValue:
+    """The unsubscribed page's way back: a fresh consent, recorded like any signup."""
+    subscriber = db.session.get(Subscriber, _subscriber_id(tokens.UNSUBSCRIBE, token))
+    if subscriber is None:
+        abort(404)
+    if request.form.get("consent", "").lower() not in FORM_TRUE:
+        error = "Please tick the box to agree to receive our emails again."
+        return render_template(
+            "unsubscribe.html", subscriber=subscriber, done=True, error=error
+        ), 422
+    data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
+    nudge(current_app, sign_up(data, request_meta("resubscribe-page")))
+    return redirect(url_for("signup.thanks"), code=303)
+
+
 @bp.get("/confirm/<token>")
-def confirm_page(token: str):
+def confirm_page(token: str) -> ResponseReturnValue:
     subscriber_id, expired = tokens.read_timed_token(
         runtime.settings().secret_keys,
         tokens.CONFIRM,
@@ -78,9 +106,22 @@ def confirm_page(token: str):
     if subscriber_id is None:
         abort(404)
     if expired:
-        return render_template("confirm.html", state="expired"), 410
+        return render_template("confirm.html", state="expired", token=token), 410
     subscriber, ids = confirm(subscriber_id, request_meta("confirmation-link"))
     if subscriber is None:
         abort(404)
     nudge(current_app, ids)
     return render_template("confirm.html", state="confirmed")
+
+
+@bp.post("/confirm/<token>/resend")
+def confirm_resend(token: str) -> ResponseReturnValue:
+    """An expired link's page offers a fresh one (still at most one a day per address)."""
+    subscriber_id, _expired = tokens.read_timed_token(
+        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
+    )
+    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+    if subscriber is None:
+        abort(404)
+    nudge(current_app, resend_confirmation(subscriber))
+    return render_template("confirm.html", state="resent")

@@ -1,5 +1,7 @@
 """Signup rate limits: per client address and per email address, counted on acceptance."""
 
+from collections.abc import Callable
+
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -32,7 +34,7 @@ signup_limits = [
 ]
 
 
-def limited(view):
+def limited(view: Callable) -> Callable:
     for decorate in signup_limits:
         view = decorate(view)
     return view

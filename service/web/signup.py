@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from .. import runtime
 from ..broker import nudge
@@ -27,13 +28,13 @@ def _page(values: dict | None = None, errors: dict | None = None, status: int = 
 
 
 @bp.get("/")
-def form():
+def form() -> ResponseReturnValue:
     return _page()
 
 
 @bp.post("/subscribe")
 @limited
-def subscribe():
+def subscribe() -> ResponseReturnValue:
     settings = runtime.settings()
     data, errors = validate_signup(
         request.form, from_json=False, check_deliverability=settings.email_check_deliverability
@@ -47,7 +48,7 @@ def subscribe():
 
 
 @bp.get("/thanks")
-def thanks():
+def thanks() -> ResponseReturnValue:
     sequence = runtime.sequence()
     return render_template(
         "thanks.html",

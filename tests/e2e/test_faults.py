@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service.extensions import db
 from service.models import ScheduledEmail
-from tests.conftest import SECRET, free_port, make_app
+from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.e2e.test_serve import serve, stop_and_check_children
 from tests.helpers import api_signup
 from tests.procs import BIN, Browser, PrivateRedis, clean_env, start, stop, wait_until
@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_send_loses_no_email(tmp_path, pg_database, redis_ur
     """SIGKILL while the SMTP server sits on DATA: after the lease the email goes out, once."""
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": private_redis_db(redis_url, 7),
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-import redis as redis_lib
 from celery import Celery
 from sqlalchemy import insert, select
 
@@ -17,7 +16,7 @@ from service.extensions import db
 from service.message import new_message_id
 from service.models import ScheduledEmail, Subscriber
 from service.runtime import settings as app_settings
-from tests.conftest import SECRET, make_app
+from tests.conftest import SECRET, make_app, private_redis_db
 from tests.procs import BIN, clean_env, start, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -62,8 +61,7 @@ def make_due_rows(app, count: int) -> set[str]:
 
 
 def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_url, smtpd):
-    broker = redis_url.rsplit("/", 1)[0] + "/3"
-    redis_lib.Redis.from_url(broker).flushdb()
+    broker = private_redis_db(redis_url, 3)
     settings = {
         "DATABASE_URL": pg_database,
         "REDIS_URL": broker,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET, free_port, make_app
+from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.procs import BIN, Browser, alive, child_pids, clean_env, http_ok, start, stop, wait_until
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def test_embedded_default_from_form_to_outbox_to_unsubscribe(tmp_path):
 def test_postgres_redis_and_smtp(tmp_path, pg_database, redis_url, smtpd):
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": private_redis_db(redis_url, 6),
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -1,0 +1,154 @@
+"""What we hold on people: everything on one person, erasure, and the list as CSV."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import IO
+
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
+from .suppression import is_suppressed, suppress
+from .validation import email_key
+
+EXPORT_FIELDS = (
+    "email",
+    "first_name",
+    "status",
+    "signed_up_at",
+    "consented_at",
+    "consent_version",
+    "confirmed_at",
+    "unsubscribed_at",
+    "guide_downloads",
+)
+
+
+def find(address: str) -> Subscriber | None:
+    return db.session.scalar(select(Subscriber).where(Subscriber.email_key == email_key(address)))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def describe(subscriber: Subscriber) -> dict:
+    """All we hold on one person, as plain data (for `subscribers show`)."""
+    return {
+        "email": subscriber.email,
+        "first_name": subscriber.first_name,
+        "status": subscriber.status,
+        "time_zone": subscriber.time_zone,
+        "signed_up_at": _iso(subscriber.created_at),
+        "confirmed_at": _iso(subscriber.confirmed_at),
+        "unsubscribed_at": _iso(subscriber.unsubscribed_at),
+        "suppressed": is_suppressed(subscriber.email),
+        "guide_downloads": {
+            "count": subscriber.guide_downloads,
+            "first_at": _iso(subscriber.first_download_at),
+            "last_at": _iso(subscriber.last_download_at),
+        },
+        "consents": [_consent(c) for c in subscriber.consents],
+        "emails": [_email(e) for e in subscriber.emails],
+    }
+
+
+def _consent(record: ConsentRecord) -> dict:
+    return {
+        "action": record.action,
+        "at": _iso(record.created_at),
+        "text": record.text,
+        "text_version": record.text_version,
+        "text_sha256": record.text_sha256,
+        "source": record.source,
+        "page_url": record.page_url,
+        "ip": record.ip,
+        "user_agent": record.user_agent,
+    }
+
+
+def _email(email: ScheduledEmail) -> dict:
+    return {
+        "step": email.step_id,
+        "purpose": email.purpose,
+        "status": email.status,
+        "due_at": _iso(email.due_at),
+        "sent_at": _iso(email.sent_at),
+        "message_id": email.message_id,
+        "attempts": [_attempt(a) for a in email.deliveries],
+    }
+
+
+def _attempt(attempt: DeliveryAttempt) -> dict:
+    return {
+        "at": _iso(attempt.created_at),
+        "outcome": attempt.outcome,
+        "smtp_code": attempt.smtp_code,
+        "smtp_reply": attempt.smtp_reply,
+    }
+
+
+def forget(subscriber: Subscriber) -> None:
+    """Erase the person; only a keyed hash stays, so they get no email until they consent
+    again. Consent records, emails and the delivery log go with the subscriber row."""
+    address = subscriber.email
+    suppress(address, "erased")
+    for forget_elsewhere in ERASERS:
+        forget_elsewhere(address)
+    db.session.delete(subscriber)
+    db.session.commit()
+
+
+# Other modules that keep an address (webhook events, say) register their eraser here.
+ERASERS: list[Callable[[str], None]] = []
+
+
+def count() -> int:
+    return db.session.scalar(select(func.count(Subscriber.id))) or 0
+
+
+def export_rows(batch: int = 1000) -> Iterator[dict]:
+    """Every subscriber with status and consent times, streamed in id order."""
+    first_consent = (
+        select(ConsentRecord.subscriber_id, func.min(ConsentRecord.created_at).label("at"))
+        .where(ConsentRecord.action == "consent")
+        .group_by(ConsentRecord.subscriber_id)
+        .subquery()
+    )
+    last_version = (
+        select(ConsentRecord.subscriber_id, func.max(ConsentRecord.text_version).label("version"))
+        .group_by(ConsentRecord.subscriber_id)
+        .subquery()
+    )
+    query = (
+        select(Subscriber, first_consent.c.at, last_version.c.version)
+        .outerjoin(first_consent, first_consent.c.subscriber_id == Subscriber.id)
+        .outerjoin(last_version, last_version.c.subscriber_id == Subscriber.id)
+        .order_by(Subscriber.id)
+        .execution_options(yield_per=batch)
+    )
+    for subscriber, consented_at, version in db.session.execute(query):
+        yield {
+            "email": subscriber.email,
+            "first_name": subscriber.first_name or "",
+            "status": subscriber.status,
+            "signed_up_at": _iso(subscriber.created_at),
+            "consented_at": _iso(consented_at) or "",
+            "consent_version": version or "",
+            "confirmed_at": _iso(subscriber.confirmed_at) or "",
+            "unsubscribed_at": _iso(subscriber.unsubscribed_at) or "",
+            "guide_downloads": subscriber.guide_downloads,
+        }
+
+
+def write_csv(out: IO[str], rows: Iterator[dict]) -> int:
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    written = 0
+    for row in rows:
+        writer.writerow(row)
+        written += 1
+    return written

@@ -1,0 +1,44 @@
+"""The suppression list: who must get no email, as keyed hashes that survive erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from sqlalchemy import delete, select
+
+from . import runtime
+from .clock import utcnow
+from .extensions import db
+from .models import Suppression
+from .validation import email_key
+
+
+def address_hash(address: str, key: str) -> str:
+    return hmac.new(key.encode(), email_key(address).encode(), hashlib.sha256).hexdigest()
+
+
+def _hashes(address: str) -> list[str]:
+    # Every key of SECRET_KEY: an entry made before a key rotation still matches.
+    return [address_hash(address, key) for key in runtime.settings().secret_keys]
+
+
+def suppress(address: str, reason: str) -> None:
+    """Add the address (no-op if present). Part of the caller's transaction."""
+    if is_suppressed(address):
+        return
+    digest = address_hash(address, runtime.settings().secret_keys[0])
+    db.session.add(Suppression(email_hash=digest, reason=reason, created_at=utcnow()))
+    db.session.flush()
+
+
+def is_suppressed(address: str) -> bool:
+    found = db.session.scalar(
+        select(Suppression.id).where(Suppression.email_hash.in_(_hashes(address)))
+    )
+    return found is not None
+
+
+def lift(address: str) -> None:
+    """A fresh consent lifts the suppression. Part of the caller's transaction."""
+    db.session.execute(delete(Suppression).where(Suppression.email_hash.in_(_hashes(address))))
