@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "email_templates"
 BLANK_LINES = re.compile(r"\n{3,}")
+TEXT_WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD stay within 78 characters
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,26 @@ def render_email(
     html = env.get_template(f"{template}/body.html").render(context)
     return RenderedEmail(
         subject=" ".join(subject.split()),
-        text=BLANK_LINES.sub("\n\n", text).strip() + "\n",
+        text=wrap_text(BLANK_LINES.sub("\n\n", text).strip()) + "\n",
         html=_inliner().inline(html),
+    )
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """Rewrap only the lines a long name or address pushed past `width`; the templates'
+    own line breaks stay. Words are never split, so a long URL stays clickable."""
+    return "\n".join(_wrap_line(line, width) for line in text.split("\n"))
+
+
+def _wrap_line(line: str, width: int) -> str:
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return textwrap.fill(
+        line.strip(),
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )

@@ -43,5 +43,7 @@ def transport(app: Flask | None = None) -> FileTransport | SmtpTransport:
     app = app or current_app
     found = app.extensions.get("leadmagnet.transport")
     if found is None:
-        found = app.extensions["leadmagnet.transport"] = make_transport(settings(app).email_url)
+        config = settings(app)
+        found = make_transport(config.email_url, config.dkim)
+        app.extensions["leadmagnet.transport"] = found
     return found

@@ -15,6 +15,8 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from . import dkim
+from .dkim import DkimKey
 from .settings import EmailUrl
 
 log = logging.getLogger(__name__)
@@ -45,15 +47,16 @@ class DeliveryError(Exception):
 class FileTransport:
     """The embedded default's outbox: one .eml file per message, written atomically."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, dkim_key: DkimKey | None = None) -> None:
         self.folder = folder
+        self.dkim_key = dkim_key
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = msg["Message-ID"].strip("<>").replace("/", "_").replace("@", "_at_")
         target = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
-        partial.write_bytes(msg.as_bytes(policy=_policy_for(sender, recipient)))
+        partial.write_bytes(serialize(msg, sender, recipient, self.dkim_key))
         os.replace(partial, target)
         return SendResult(250, f"written to {target}")
 
@@ -64,15 +67,18 @@ class FileTransport:
 class SmtpTransport:
     """One SMTP connection per process, reused across sends and reopened when dropped."""
 
-    def __init__(self, url: EmailUrl, timeout: float = SMTP_TIMEOUT) -> None:
+    def __init__(
+        self, url: EmailUrl, timeout: float = SMTP_TIMEOUT, dkim_key: DkimKey | None = None
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        self.dkim_key = dkim_key
         self._conn: smtplib.SMTP | None = None
         self._lock = threading.Lock()
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult:
         utf8 = not (sender.isascii() and recipient.isascii())
-        data = msg.as_bytes(policy=_policy_for(sender, recipient))
+        data = serialize(msg, sender, recipient, self.dkim_key)
         with self._lock:
             try:
                 return self._send_once(data, sender, recipient, utf8, retry_stale=True)
@@ -118,8 +124,19 @@ class SmtpTransport:
             self._drop()
 
 
-def make_transport(url: EmailUrl) -> FileTransport | SmtpTransport:
-    return FileTransport(url.path) if url.is_file else SmtpTransport(url)  # type: ignore[arg-type]
+def make_transport(url: EmailUrl, dkim_key: DkimKey | None = None) -> FileTransport | SmtpTransport:
+    if url.is_file:
+        return FileTransport(url.path, dkim_key)  # type: ignore[arg-type]
+    return SmtpTransport(url, dkim_key=dkim_key)
+
+
+def serialize(
+    msg: EmailMessage, sender: str, recipient: str, dkim_key: DkimKey | None = None
+) -> bytes:
+    """The bytes that go on the wire (or into the outbox), DKIM-signed when a key is set:
+    signing these exact bytes is what makes the signature verify at the receiver."""
+    data = msg.as_bytes(policy=_policy_for(sender, recipient))
+    return dkim.sign(data, dkim_key) if dkim_key else data
 
 
 def _connect(url: EmailUrl, timeout: float) -> smtplib.SMTP:

@@ -1,0 +1,79 @@
+"""`leadmagnet preview`: render steps with sample data, to the terminal or to files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from flask import Flask
+
+from . import runtime
+from .clock import utcnow
+from .emails import compose, render_for
+from .message import new_message_id
+from .models import Purpose
+from .rendering import RenderedEmail
+from .sequence_check import sample_subscriber
+from .transport import serialize
+
+CONFIRM = "confirm"  # the double opt-in email: no step of the sequence, but previewable
+UNKNOWN_STEP = 2  # exit code, as click uses for a usage error
+
+
+@dataclass(frozen=True)
+class Preview:
+    name: str
+    rendered: RenderedEmail
+    data: bytes  # the whole message, exactly as the transport would write or send it
+
+
+def names(app: Flask) -> list[str]:
+    """Every previewable email: the sequence's steps in order, then the confirmation."""
+    ids = [step.id for step in runtime.sequence(app).steps]
+    return ids if CONFIRM in ids else [*ids, CONFIRM]
+
+
+def render_preview(app: Flask, name: str) -> Preview:
+    """One email for the sample subscriber "Sam", through the worker's own code path."""
+    steps = {step.id for step in runtime.sequence(app).steps}
+    purpose = Purpose.CONFIRM if name == CONFIRM and name not in steps else Purpose.DRIP
+    subscriber = sample_subscriber()
+    email = SimpleNamespace(
+        purpose=purpose, step_id=name, message_id=new_message_id(runtime.mail_from(app))
+    )
+    rendered = render_for(app, email, subscriber)  # type: ignore[arg-type]
+    if rendered is None:
+        raise KeyError(name)
+    msg, sender, recipient = compose(app, email, subscriber, rendered, utcnow())  # type: ignore[arg-type]
+    return Preview(name, rendered, serialize(msg, sender, recipient, runtime.settings(app).dkim))
+
+
+def run(app: Flask, step: str | None, folder: Path | None, echo: Callable[..., None]) -> int:
+    """Print (or, with a folder, write) one step or all; return the exit code."""
+    available = names(app)
+    if step is not None and step not in available:
+        echo(
+            f"leadmagnet: no step {step!r} in {runtime.settings(app).sequence_file.name}; "
+            f"choose one of: {', '.join(available)}",
+            err=True,
+        )
+        return UNKNOWN_STEP
+    previews = [render_preview(app, name) for name in ([step] if step else available)]
+    if folder is None:
+        for preview in previews:
+            echo(f"==> {preview.name}\nSubject: {preview.rendered.subject}\n")
+            echo(preview.rendered.text)
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    for preview in previews:
+        for suffix, content in (
+            ("html", preview.rendered.html.encode()),
+            ("txt", preview.rendered.text.encode()),
+            ("eml", preview.data),
+        ):
+            path = folder / f"{preview.name}.{suffix}"
+            path.write_bytes(content)
+            echo(str(path))
+    return 0
