@@ -1,0 +1,59 @@
+"""POST /webhooks/<provider>: bounce and complaint reports from the mail provider."""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from .. import runtime
+from ..clock import utcnow
+from ..extensions import csrf, limiter
+from ..settings import Settings
+from ..webhooks import PROVIDERS
+from ..webhooks.events import apply
+from ..webhooks.normalized import Event, Forbidden, Malformed, Unavailable
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger(__name__)
+# Above the app's 16 KiB signup limit: an SES notice carries the mail's headers, and
+# SendGrid posts events in batches.
+MAX_BODY = 1024 * 1024
+
+
+@bp.post("/<provider>")
+@csrf.exempt  # providers post without cookies: the signature or token is the proof
+@limiter.exempt  # a burst of bounces after a campaign is no flood, and refusing it loses them
+def receive(provider: str) -> ResponseReturnValue:
+    module = PROVIDERS.get(provider)
+    settings = runtime.settings()
+    if module is None or not module.configured(settings):
+        abort(404)  # a provider without its key is not configured: there is nothing here
+    request.max_content_length = MAX_BODY
+    body = request.get_data(cache=False)
+    try:
+        accepted = apply(_events(module, body, settings))
+    except Forbidden as exc:
+        log.warning("%s webhook refused: %s", provider, exc)
+        return jsonify({"error": "the request is not signed by the provider"}), 403
+    except Malformed as exc:
+        log.warning("%s webhook unreadable: %s", provider, exc)
+        return jsonify({"error": f"the request could not be read: {exc}"}), 400
+    except Unavailable as exc:
+        log.error("%s webhook not checked: %s", provider, exc)
+        return jsonify({"error": "the request cannot be checked now; try again"}), 503
+    return jsonify({"accepted": accepted}), 200
+
+
+def _events(module: ModuleType, body: bytes, settings: Settings) -> list[Event]:
+    try:
+        return module.receive(body, request.headers, settings, utcnow())
+    except (Forbidden, Malformed, Unavailable):
+        raise
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        # A payload shape the parser did not foresee: the provider gets 400, not 500, and
+        # the traceback is logged so the parser can learn it.
+        log.exception("%s webhook payload not understood", module.NAME)
+        raise Malformed("the payload has an unexpected shape") from exc

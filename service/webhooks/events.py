@@ -1,0 +1,141 @@
+"""Applying normalized events: record each once, then stop mail to whoever bounced or complained."""
+
+from __future__ import annotations
+
+import logging
+import re
+from email.utils import parseaddr
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import runtime
+from ..clock import utcnow
+from ..extensions import db
+from ..models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
+from ..schedule import cancel_open
+from ..suppression import address_hash, suppress
+from ..validation import email_key
+from .normalized import COMPLAINT, HARD_BOUNCE, SOFT_BOUNCE, Event, Forbidden
+
+log = logging.getLogger(__name__)
+SOFT_BOUNCE_LIMIT = 5  # soft bounces since the last consent that suppress an address
+MAX_DETAIL = 2000
+
+
+def apply(events: list[Event]) -> int:
+    """Record and act on each event not seen before; return how many were new.
+
+    Each event is its own transaction: the insert comes first, and the unique key on
+    (provider, event_id) turns a replay into an IntegrityError that changes nothing."""
+    _refuse_reused_nonces(events)
+    return sum(_apply_one(event) for event in events)
+
+
+def _refuse_reused_nonces(events: list[Event]) -> None:
+    for event in events:
+        if event.nonce is None:
+            continue
+        owner = db.session.scalar(
+            select(WebhookEvent.event_id).where(
+                WebhookEvent.provider == event.provider, WebhookEvent.nonce == event.nonce
+            )
+        )
+        # The same event again is a harmless retry (deduplicated below); another event
+        # under a used token is a forged replay.
+        if owner is not None and owner != event.event_id:
+            db.session.rollback()
+            raise Forbidden("this signature token was used before")
+    db.session.rollback()
+
+
+def _apply_one(event: Event) -> bool:
+    now = utcnow()
+    address = _address(event.email)
+    db.session.add(
+        WebhookEvent(
+            provider=event.provider,
+            event_id=event.event_id,
+            kind=event.kind,
+            email_hash=address_hash(address, runtime.settings().secret_keys[0]),
+            occurred_at=event.occurred_at,
+            received_at=now,
+            detail=_scrub(event.detail, event.email, address),
+            nonce=event.nonce,
+        )
+    )
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        log.info("%s event %s seen before: nothing changes", event.provider, event.event_id)
+        return False
+    _act(event, address)
+    db.session.commit()
+    return True
+
+
+def _act(event: Event, address: str) -> None:
+    if event.kind not in (HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT):
+        return
+    # Locked, so two soft bounces arriving together cannot both count to four.
+    subscriber = db.session.scalar(
+        select(Subscriber).where(Subscriber.email_key == email_key(address)).with_for_update()
+    )
+    if subscriber is None:
+        return  # not ours (or erased): the event is recorded and that is all
+    if event.kind == COMPLAINT:
+        _stop(subscriber, SubscriberStatus.COMPLAINED, event)
+    elif event.kind == HARD_BOUNCE or _soft_bounces(subscriber, address) >= SOFT_BOUNCE_LIMIT:
+        _stop(subscriber, SubscriberStatus.BOUNCED, event)
+
+
+def _stop(subscriber: Subscriber, status: str, event: Event) -> None:
+    # A complaint is the stronger word: a later bounce does not overwrite it.
+    if subscriber.status != SubscriberStatus.COMPLAINED:
+        subscriber.status = status
+    cancel_open(subscriber.id)
+    suppress(subscriber.email, status)
+    log.warning(
+        "subscriber %s %s (%s event %s): their emails are cancelled",
+        subscriber.id,
+        subscriber.status,
+        event.provider,
+        event.event_id,
+    )
+
+
+def _soft_bounces(subscriber: Subscriber, address: str) -> int:
+    """Soft bounces since the subscriber last consented: someone who signs up again after
+    being suppressed starts from zero."""
+    since = db.session.scalar(
+        select(func.max(ConsentRecord.created_at)).where(
+            ConsentRecord.subscriber_id == subscriber.id, ConsentRecord.action == "consent"
+        )
+    )
+    hashes = [address_hash(address, key) for key in runtime.settings().secret_keys]
+    query = select(func.count(WebhookEvent.id)).where(
+        WebhookEvent.email_hash.in_(hashes), WebhookEvent.kind == SOFT_BOUNCE
+    )
+    if since is not None:
+        query = query.where(WebhookEvent.received_at >= since)
+    return db.session.scalar(query) or 0
+
+
+def _address(raw: str) -> str:
+    """The address as signup stored it (email-validator's normal form), where it parses."""
+    address = parseaddr(raw)[1] or raw.strip()
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return address
+
+
+def _scrub(detail: str | None, *addresses: str) -> str | None:
+    """Providers quote the recipient in their diagnostics; keep the text, not the address."""
+    if not detail:
+        return None
+    for address in {a for a in addresses if a}:
+        detail = re.sub(re.escape(address), "<recipient>", detail, flags=re.IGNORECASE)
+    return detail[:MAX_DETAIL]

@@ -1,0 +1,72 @@
+"""Postmark: it does not sign, so the webhook URL carries a secret (Basic auth or a header)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+
+from werkzeug.datastructures import Authorization
+
+from ..settings import Settings
+from .normalized import (
+    COMPLAINT,
+    HARD_BOUNCE,
+    OTHER,
+    SOFT_BOUNCE,
+    Event,
+    Forbidden,
+    Malformed,
+    load_json,
+    parse_time,
+    text,
+)
+
+NAME = "postmark"
+TOKEN_HEADER = "X-Postmark-Token"
+BOUNCE_KINDS = {"HardBounce": HARD_BOUNCE, "SoftBounce": SOFT_BOUNCE, "Transient": SOFT_BOUNCE}
+
+
+def configured(settings: Settings) -> bool:
+    return settings.postmark_webhook_token is not None
+
+
+def receive(
+    body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
+) -> list[Event]:
+    verify(headers, settings.postmark_webhook_token or "")
+    record = load_json(body)
+    if not isinstance(record, dict):
+        raise Malformed("a Postmark webhook is a JSON object")
+    record_type = record.get("RecordType")
+    if record_type == "Bounce":
+        kind = BOUNCE_KINDS.get(text(record.get("Type")) or "", OTHER)
+    elif record_type == "SpamComplaint":
+        kind = COMPLAINT
+    else:
+        return []  # deliveries, opens, clicks, subscription changes: nothing to act on
+    event_id = record.get("ID")
+    if isinstance(event_id, bool) or not isinstance(event_id, int | str):
+        raise Malformed("the record has no ID")
+    return [
+        Event(
+            provider=NAME,
+            event_id=str(event_id),
+            kind=kind,
+            email=record.get("Email"),
+            occurred_at=parse_time(record.get("BouncedAt")),
+            detail=text(record.get("Details")) or text(record.get("Description")),
+        )
+    ]
+
+
+def verify(headers: Mapping[str, str], token: str) -> None:
+    """The Basic-auth password (any user name) or the X-Postmark-Token header must be the
+    token; compared in constant time."""
+    auth = Authorization.from_header(headers.get("Authorization"))
+    offered = [headers.get(TOKEN_HEADER), auth.password if auth else None]
+    expected = token.encode()
+    # Both compared whatever the first gave, so the time taken tells nothing.
+    matches = [hmac.compare_digest(expected, (o or "").encode()) for o in offered]
+    if not token or not any(matches):
+        raise Forbidden("the Postmark token is missing or wrong")
