@@ -38,6 +38,9 @@ def validate_signup(
     name = _first_name(raw.get("first_name"), errors)
     if not _consented(raw.get("consent"), from_json):
         errors["consent"] = "Please tick the box to agree to receive the guide and our emails."
+    for optional in ("time_zone", "page"):
+        if raw.get(optional) is not None and not isinstance(raw.get(optional), str):
+            errors[optional] = f"The {optional.replace('_', ' ')} must be text."
     if errors or address is None:
         return None, errors
     return SignupInput(
