@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+from .dkim import DkimKey, load_key
+
 DEFAULT_SEQUENCE_FILE = Path(__file__).resolve().parent.parent / "email_templates" / "sequence.toml"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+SNS_TOPIC_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
 
 
 class SettingsError(SystemExit):
@@ -63,6 +73,15 @@ class Settings:
     guide_url: str | None
     send_lease: float
     embedded: bool = field(default=False)
+    dkim: DkimKey | None = field(default=None)
+    # Bounce and complaint webhooks: each provider is enabled by its key (see webhooks/).
+    ses_topic_arn: str | None = None
+    ses_sns_cert_file: Path | None = None
+    postmark_webhook_token: str | None = None
+    mailgun_webhook_signing_key: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+    # Origins (scheme://host[:port]) whose pages may post to /api/subscribe: the embed form.
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def templates_dir(self) -> Path:
@@ -104,6 +123,17 @@ class Settings:
             guide_url=_optional_http_url(env, "GUIDE_URL"),
             send_lease=_positive_number(env, "SEND_LEASE", 300),
             embedded=embedded,
+            dkim=_dkim(env),
+            ses_topic_arn=_sns_topic_arn(_get(env, "SES_TOPIC_ARN")),
+            ses_sns_cert_file=_certificate_file(_optional_file(env, "SES_SNS_CERT_FILE")),
+            postmark_webhook_token=_webhook_secret(
+                "POSTMARK_WEBHOOK_TOKEN", _get(env, "POSTMARK_WEBHOOK_TOKEN")
+            ),
+            mailgun_webhook_signing_key=_webhook_secret(
+                "MAILGUN_WEBHOOK_SIGNING_KEY", _get(env, "MAILGUN_WEBHOOK_SIGNING_KEY")
+            ),
+            sendgrid_webhook_public_key=_sendgrid_key(_get(env, "SENDGRID_WEBHOOK_PUBLIC_KEY")),
+            allowed_origins=_origins(_get(env, "ALLOWED_ORIGINS")),
         )
 
 
@@ -218,6 +248,37 @@ def _public_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def _origins(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated web origins, each exactly as a browser sends it in `Origin`."""
+    if raw is None:
+        return ()
+    origins = []
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        parts = urlsplit(item)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or port == -1
+            or parts.username is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise SettingsError(
+                "ALLOWED_ORIGINS",
+                f"holds {item!r}, which is not an origin like https://blog.example.com",
+            )
+        # A browser leaves the scheme's own port out of Origin: so must the comparison.
+        default = {"http": 80, "https": 443}[parts.scheme]
+        host = parts.netloc.lower().rsplit(":", 1)[0] if port == default else parts.netloc.lower()
+        origins.append(f"{parts.scheme}://{host}")
+    return tuple(dict.fromkeys(origins))
+
+
 def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _get(env, name)
     if raw is None:
@@ -253,6 +314,26 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
     return value
 
 
+def _dkim(env: Mapping[str, str]) -> DkimKey | None:
+    """All three DKIM settings, or none: a half-configured signer would send unsigned mail."""
+    values = {
+        "DKIM_DOMAIN": _get(env, "DKIM_DOMAIN"),
+        "DKIM_SELECTOR": _get(env, "DKIM_SELECTOR"),
+        "DKIM_PRIVATE_KEY": _get(env, "DKIM_PRIVATE_KEY"),
+    }
+    missing = [name for name, value in values.items() if value is None]
+    if len(missing) == len(values):
+        return None
+    if missing:
+        given = " and ".join(name for name in values if name not in missing)
+        raise SettingsError(missing[0], f"is required when {given} is set (DKIM needs all three)")
+    try:
+        return load_key(values["DKIM_DOMAIN"], values["DKIM_SELECTOR"], values["DKIM_PRIVATE_KEY"])
+    except ValueError as exc:
+        name, _, problem = str(exc).partition(" ")
+        raise SettingsError(name, problem) from None
+
+
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None:
@@ -263,3 +344,63 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingsError(name, f"must be true or false, not {raw!r}")
+
+
+def _sns_topic_arn(raw: str | None) -> str | None:
+    if raw is not None and not SNS_TOPIC_ARN.fullmatch(raw):
+        raise SettingsError(
+            "SES_TOPIC_ARN", f"must look like arn:aws:sns:us-east-1:123456789012:name, not {raw!r}"
+        )
+    return raw
+
+
+def _certificate_file(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    from cryptography import x509  # only where the setting is used
+
+    try:
+        x509.load_pem_x509_certificate(path.read_bytes())
+    except (ValueError, OSError):
+        raise SettingsError("SES_SNS_CERT_FILE", f"holds no PEM certificate: {path}") from None
+    return path
+
+
+def _webhook_secret(name: str, raw: str | None) -> str | None:
+    if raw is not None and (len(raw) < 16 or any(c.isspace() for c in raw)):
+        raise SettingsError(name, "must be at least 16 characters, without spaces")
+    return raw
+
+
+def sendgrid_public_key(raw: str) -> EllipticCurvePublicKey:
+    """SendGrid's verification key as an EC public key: base64 DER (as the dashboard shows
+    it) or PEM. Raises ValueError for anything else."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        load_der_public_key,
+        load_pem_public_key,
+    )
+
+    if raw.lstrip().startswith("-----BEGIN"):
+        key = load_pem_public_key(raw.encode())
+    else:
+        try:
+            der = base64.b64decode("".join(raw.split()), validate=True)
+        except binascii.Error:
+            raise ValueError("not base64") from None
+        key = load_der_public_key(der)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not a P-256 public key")
+    return key
+
+
+def _sendgrid_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        sendgrid_public_key(raw)
+    except (ValueError, TypeError):
+        raise SettingsError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY", "must be SendGrid's P-256 public key (base64 or PEM)"
+        ) from None
+    return raw

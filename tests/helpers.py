@@ -54,3 +54,20 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     html = msg.get_body(("html",))
     assert text is not None and html is not None
     return text.get_content(), html.get_content()
+
+
+OWNER = ("owner@example.com", "correct horse battery staple")
+
+
+def sign_in_owner(app: Flask, client: FlaskClient, email: str = OWNER[0], password: str = OWNER[1]):
+    """Make the owner (once) and sign in through the login form, as a browser would."""
+    from service import owners
+
+    with app.app_context():
+        if not any(o.email == email for o in owners.all_owners()):
+            owners.create(email, password)
+    page = client.get("/login").get_data(as_text=True)
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    answer = client.post("/login", data={"csrf_token": token, "email": email, "password": password})
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    return answer

@@ -3,14 +3,31 @@
 from flask import Flask
 
 from .. import runtime
-from . import api, errors, health, links, signup
+from . import (
+    admin,
+    api,
+    cors,
+    embed,
+    errors,
+    health,
+    links,
+    login,
+    openapi,
+    outbox,
+    signup,
+    webhooks,
+)
 
 
 def register(app: Flask) -> None:
-    for module in (signup, api, links, health):
+    for module in (signup, api, openapi, links, health, webhooks, outbox):
         app.register_blueprint(module.bp)
+    for module in (login, admin, embed):  # the owner's view and the embeddable form
+        app.register_blueprint(module.bp)
+    cors.register(app)
     errors.register(app)
 
     @app.context_processor
     def brand() -> dict:
-        return {"brand": runtime.sequence(app).brand}
+        sequence = runtime.sequence(app)
+        return {"brand": sequence.brand, "consent_text": sequence.consent.text}

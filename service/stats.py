@@ -1,0 +1,253 @@
+"""The dashboard's figures: one function each, counted by the database (GROUP BY), not in loops."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import Date, and_, cast, func, literal_column, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from .extensions import db
+from .models import (
+    ConsentRecord,
+    DeliveryAttempt,
+    EmailStatus,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+    SubscriberStatus,
+)
+from .sequence import Sequence
+
+DAYS = 30
+INBOX_WINDOW = timedelta(days=1)
+INBOX_SAMPLE = 10_000  # the newest first emails read for the percentiles, at most
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    count: int
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    step_id: str
+    sent: int = 0
+    failed: int = 0  # given up for another reason than a bounce
+    bounced: int = 0
+    unsubscribed: int = 0  # the last email before they unsubscribed
+    complaints: int = 0
+    in_file: bool = True
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: timedelta
+    p99: timedelta
+    count: int
+
+
+def _utc_day(column: ColumnElement) -> ColumnElement:
+    """The UTC calendar day of a timestamp column, on SQLite (naive UTC text) and PostgreSQL."""
+    if db.engine.dialect.name == "postgresql":
+        # A literal, not a bound parameter: GROUP BY must repeat the SELECT's exact expression.
+        return cast(func.timezone(literal_column("'UTC'"), column), Date)
+    return func.date(column)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def signups_per_day(now: datetime, days: int = DAYS) -> list[DayCount]:
+    """New subscribers on each UTC day of the last `days` days, today included, oldest first."""
+    first = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
+    day = _utc_day(Subscriber.created_at)
+    rows = db.session.execute(
+        select(day, func.count())
+        .where(Subscriber.created_at >= datetime.combine(first, time(0), UTC))
+        .group_by(day)
+    ).all()
+    counts = {_as_date(value): n for value, n in rows}
+    return [
+        DayCount(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0))
+        for i in range(days)
+    ]
+
+
+def _step_sent(step_id: str) -> ColumnElement:
+    return (
+        select(func.count())
+        .where(
+            ScheduledEmail.purpose == Purpose.DRIP,
+            ScheduledEmail.step_id == step_id,
+            ScheduledEmail.status == EmailStatus.SENT,
+        )
+        .scalar_subquery()
+    )
+
+
+def funnel(sequence: Sequence, double_opt_in: bool) -> list[FunnelStage]:
+    """Signed up → confirmed (double opt-in only) → guide sent → downloaded → finished."""
+    everyone = select(func.count(Subscriber.id))
+    row = db.session.execute(
+        select(
+            everyone.scalar_subquery(),
+            everyone.where(Subscriber.confirmed_at.is_not(None)).scalar_subquery(),
+            _step_sent(sequence.steps[0].id),
+            everyone.where(Subscriber.guide_downloads > 0).scalar_subquery(),
+            _step_sent(sequence.steps[-1].id),
+        )
+    ).one()
+    signed_up, confirmed, guide_sent, downloaded, finished = (n or 0 for n in row)
+    stages = [FunnelStage("Signed up", signed_up)]
+    if double_opt_in:
+        stages.append(FunnelStage("Confirmed", confirmed))
+    stages += [
+        FunnelStage("Guide sent", guide_sent),
+        FunnelStage("Guide downloaded", downloaded),
+        FunnelStage("Finished the sequence", finished),
+    ]
+    return stages
+
+
+def _last_drip_step(subscriber_id: ColumnElement, before: ColumnElement | None = None):
+    """The step of a subscriber's latest drip email that left (or was refused), optionally
+    sent no later than `before`: a correlated subquery, one index lookup per row counted."""
+    query = select(ScheduledEmail.step_id).where(
+        ScheduledEmail.subscriber_id == subscriber_id,
+        ScheduledEmail.purpose == Purpose.DRIP,
+    )
+    if before is None:
+        query = query.where(ScheduledEmail.status.in_((EmailStatus.SENT, EmailStatus.FAILED)))
+    else:
+        query = query.where(
+            ScheduledEmail.status == EmailStatus.SENT, ScheduledEmail.sent_at <= before
+        )
+    return query.order_by(ScheduledEmail.id.desc()).limit(1).scalar_subquery()
+
+
+def _count_by(step: ColumnElement, *where: ColumnElement, source: type) -> dict[str, int]:
+    inner = select(step.label("step_id")).select_from(source).where(*where).subquery()
+    rows = db.session.execute(select(inner.c.step_id, func.count()).group_by(inner.c.step_id)).all()
+    return {step_id: n for step_id, n in rows if step_id is not None}
+
+
+def _by_status(status: str) -> dict[str, int]:
+    """People whose status is `status` now, by the last email they got before it happened
+    (after a bounce or complaint nothing more is sent, so the latest email is that one)."""
+    return _count_by(_last_drip_step(Subscriber.id), Subscriber.status == status, source=Subscriber)
+
+
+def step_figures(sequence: Sequence) -> list[StepFigures]:
+    """Per step: sent, failed, bounced, unsubscribed after it, complaints. Steps no longer in
+    the file but still in the records come last."""
+    by_status = db.session.execute(
+        select(ScheduledEmail.step_id, ScheduledEmail.status, func.count())
+        .where(
+            ScheduledEmail.purpose == Purpose.DRIP,
+            ScheduledEmail.status.in_((EmailStatus.SENT, EmailStatus.FAILED)),
+        )
+        .group_by(ScheduledEmail.step_id, ScheduledEmail.status)
+    ).all()
+    refused = dict(
+        db.session.execute(
+            select(ScheduledEmail.step_id, func.count(func.distinct(ScheduledEmail.id)))
+            .join(DeliveryAttempt, DeliveryAttempt.email_id == ScheduledEmail.id)
+            .where(ScheduledEmail.purpose == Purpose.DRIP, DeliveryAttempt.outcome == "bounced")
+            .group_by(ScheduledEmail.step_id)
+        ).all()
+    )
+    unsubscribed = _count_by(
+        _last_drip_step(ConsentRecord.subscriber_id, ConsentRecord.created_at),
+        ConsentRecord.action == "withdrawal",
+        source=ConsentRecord,
+    )
+    bounced = _by_status(SubscriberStatus.BOUNCED)
+    complaints = _by_status(SubscriberStatus.COMPLAINED)
+
+    counts: dict[str, dict[str, int]] = {}
+    for step_id, status, n in by_status:
+        counts.setdefault(step_id, {})[status] = n
+    known = [step.id for step in sequence.steps]
+    seen = set(counts) | set(unsubscribed) | set(bounced) | set(complaints)
+    figures = []
+    for step_id in known + sorted(seen - set(known)):
+        sent_failed = counts.get(step_id, {})
+        figures.append(
+            StepFigures(
+                step_id=step_id,
+                sent=sent_failed.get("sent", 0),
+                failed=max(sent_failed.get("failed", 0) - refused.get(step_id, 0), 0),
+                bounced=bounced.get(step_id, 0),
+                unsubscribed=unsubscribed.get(step_id, 0),
+                complaints=complaints.get(step_id, 0),
+                in_file=step_id in known,
+            )
+        )
+    return figures
+
+
+def percentile(sorted_values: list[float], share: float) -> float:
+    """Nearest-rank percentile (`share` in 0..100) of values sorted ascending."""
+    rank = max(math.ceil(share / 100 * len(sorted_values)), 1)
+    return sorted_values[rank - 1]
+
+
+def time_to_inbox(
+    now: datetime, sequence: Sequence, sample: int = INBOX_SAMPLE
+) -> Percentiles | None:
+    """p50 and p99 of signup (or confirmation) to the SMTP server's acceptance, for the
+    first emails sent in the last day: the guide, or the confirmation under double opt-in."""
+    first_email = or_(
+        and_(
+            ScheduledEmail.purpose == Purpose.DRIP,
+            ScheduledEmail.step_id == sequence.steps[0].id,
+        ),
+        ScheduledEmail.purpose == Purpose.CONFIRM,
+    )
+    rows = db.session.execute(
+        select(ScheduledEmail.created_at, ScheduledEmail.sent_at)
+        .where(
+            first_email,
+            ScheduledEmail.status == EmailStatus.SENT,
+            ScheduledEmail.sent_at >= now - INBOX_WINDOW,
+        )
+        .order_by(ScheduledEmail.sent_at.desc())
+        .limit(sample)
+    ).all()
+    if not rows:
+        return None
+    seconds = sorted(max((sent - created).total_seconds(), 0.0) for created, sent in rows)
+    return Percentiles(
+        p50=timedelta(seconds=percentile(seconds, 50)),
+        p99=timedelta(seconds=percentile(seconds, 99)),
+        count=len(seconds),
+    )
+
+
+def oldest_due_unsent(now: datetime) -> timedelta | None:
+    """How long the most overdue email has waited past its due time (None: nothing waits).
+    Two minimums, each read from a partial index: pending rows, and rows a worker holds."""
+    pending = (
+        select(func.min(ScheduledEmail.due_at))
+        .where(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now)
+        .scalar_subquery()
+    )
+    sending = (
+        select(func.min(ScheduledEmail.due_at))
+        .where(ScheduledEmail.status == EmailStatus.SENDING, ScheduledEmail.due_at <= now)
+        .scalar_subquery()
+    )
+    row = db.session.execute(select(pending, sending)).one()
+    found = [value for value in row if value is not None]
+    return now - min(found) if found else None

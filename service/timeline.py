@@ -1,0 +1,52 @@
+"""One person's history as a single chronological list, built from people.describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+CONSENT_TITLES = {
+    "consent": "Consented",
+    "withdrawal": "Unsubscribed (consent withdrawn)",
+    "confirmation": "Confirmed the address",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # consent | email | download
+    title: str
+    detail: dict = field(default_factory=dict)  # the piece of describe() it comes from
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _email_title(email: dict) -> str:
+    what = {"drip": f"Email “{email['step']}”", "resend": "Guide sent again"}.get(
+        email["purpose"], "Confirmation email"
+    )
+    return f"{what}: {email['status']}"
+
+
+def timeline(described: dict) -> list[Entry]:
+    """Consents and withdrawals with their evidence, every email with its delivery attempts,
+    and the guide downloads, oldest first."""
+    entries = [
+        Entry(_when(c["at"]), c["action"], CONSENT_TITLES.get(c["action"], c["action"]), c)
+        for c in described["consents"]
+    ]
+    for email in described["emails"]:
+        # A sent email sits where it left; one not (yet) sent where it is or was due.
+        at = _when(email["sent_at"]) or _when(email["due_at"])
+        entries.append(Entry(at, "email", _email_title(email), email))
+    downloads = described["guide_downloads"]
+    if downloads["first_at"]:
+        entries.append(Entry(_when(downloads["first_at"]), "download", "Downloaded the guide"))
+    if downloads["count"] > 1 and downloads["last_at"] != downloads["first_at"]:
+        title = f"Downloaded the guide again ({downloads['count']} downloads in all)"
+        entries.append(Entry(_when(downloads["last_at"]), "download", title))
+    # sorted() is stable: at equal times, consents come before the email they caused.
+    return sorted(entries, key=lambda entry: entry.at)

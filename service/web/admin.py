@@ -1,0 +1,162 @@
+"""The owner's view under /admin: dashboard, subscribers and their timelines, the sequence."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from .. import people, runtime, stats
+from ..chart import bar_chart
+from ..clock import utcnow
+from ..extensions import csrf, db
+from ..models import Subscriber, SubscriberStatus
+from ..preview import names, render_preview
+from ..sequence_check import check
+from ..timeline import timeline
+from . import formats
+from .embed import snippet
+from .login import current_owner, secure_headers
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+# The guard below checks the session before the CSRF token, so that a stranger's POST gets
+# 401 like any other request of theirs; it then checks the token itself.
+csrf.exempt(bp)
+formats.register(bp)
+PER_PAGE = 50
+STATUSES = (
+    SubscriberStatus.PENDING,
+    SubscriberStatus.ACTIVE,
+    SubscriberStatus.UNSUBSCRIBED,
+    SubscriberStatus.BOUNCED,
+    SubscriberStatus.COMPLAINED,
+)
+# Previews embed email HTML in sandboxed srcdoc frames, which inherit this policy: inline
+# styles render, nothing runs, nothing loads from elsewhere, nothing is submitted.
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _prefers_json() -> bool:
+    best = request.accept_mimetypes.best_match(
+        ["text/html", "application/json"], default="text/html"
+    )
+    return best == "application/json" or request.is_json
+
+
+def _wants_page() -> bool:
+    """A browser navigating (302 to the login page) rather than a script (401)."""
+    script = request.headers.get("X-Requested-With") == "XMLHttpRequest" or _prefers_json()
+    return request.method in ("GET", "HEAD") and not script
+
+
+@bp.before_request
+def require_owner() -> ResponseReturnValue | None:
+    """The one guard of everything under /admin."""
+    owner = current_owner()
+    # End the read: on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and
+    # the sequence check opens a connection of its own.
+    db.session.rollback()
+    if owner is None:
+        if _wants_page():
+            return redirect(url_for("login.login", next=request.full_path.rstrip("?")), 302)
+        if _prefers_json():
+            return jsonify({"error": "sign in first"}), 401
+        page = render_template("error.html", status=401, message="Please sign in first.")
+        return page, 401
+    csrf.protect()  # no-op for GET and HEAD
+    g.owner = owner
+    return None
+
+
+@bp.after_request
+def lock_down(response: Response) -> Response:
+    return secure_headers(response, CSP)
+
+
+@bp.route("/<path:anything>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def not_found(anything: str) -> ResponseReturnValue:
+    # Unknown /admin paths are guarded too: a stranger learns nothing, not even a 404.
+    abort(404)
+
+
+@bp.get("/")
+def dashboard() -> ResponseReturnValue:
+    now = utcnow()
+    settings = runtime.settings()
+    sequence = runtime.sequence()
+    days = stats.signups_per_day(now)
+    return render_template(
+        "admin/dashboard.html",
+        days=days,
+        chart=bar_chart(days),
+        funnel=stats.funnel(sequence, settings.double_opt_in),
+        steps=stats.step_figures(sequence),
+        inbox=stats.time_to_inbox(now, sequence),
+        oldest=stats.oldest_due_unsent(now),
+        snippet=snippet(settings.public_url, sequence.consent.text, settings.double_opt_in),
+        allowed_origins=settings.allowed_origins,
+    )
+
+
+@bp.get("/subscribers")
+def subscribers() -> ResponseReturnValue:
+    search = request.args.get("q", "").strip()[:320]
+    status = request.args.get("status", "")
+    query = select(Subscriber).order_by(Subscriber.id.desc())
+    if search:
+        # email_key is the casefolded address: a case-insensitive substring match.
+        query = query.where(Subscriber.email_key.contains(search.casefold(), autoescape=True))
+    if status in STATUSES:
+        query = query.where(Subscriber.status == status)
+    else:
+        status = ""
+    page = db.paginate(
+        query,
+        page=request.args.get("page", 1, type=int),
+        per_page=PER_PAGE,
+        max_per_page=PER_PAGE,
+        error_out=False,
+    )
+    return render_template(
+        "admin/subscribers.html", page=page, search=search, status=status, statuses=STATUSES
+    )
+
+
+@bp.get("/subscribers/<int:subscriber_id>")
+def subscriber(subscriber_id: int) -> ResponseReturnValue:
+    found = db.session.get(Subscriber, subscriber_id)
+    if found is None:
+        abort(404)
+    described = people.describe(found)
+    return render_template(
+        "admin/subscriber.html",
+        subscriber=found,
+        described=described,
+        entries=timeline(described),
+    )
+
+
+@bp.get("/sequence")
+def sequence() -> ResponseReturnValue:
+    app = current_app._get_current_object()
+    lines: list[str] = []
+    ok = check(lines.append)
+    previews = [render_preview(app, name) for name in names(app)]
+    steps = {step.id: step for step in runtime.sequence(app).steps}
+    return render_template(
+        "admin/sequence.html", previews=previews, steps=steps, check_ok=ok, check_lines=lines
+    )

@@ -1,0 +1,111 @@
+"""The owner's sign-in: GET/POST /login, POST /logout, and what a signed-in session holds."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from .. import owners
+from ..clock import utcnow
+from ..extensions import db, limiter
+from ..models import Owner
+
+bp = Blueprint("login", __name__)
+SESSION_KEY = "owner"
+# However long the browser keeps the cookie, a sign-in is good for this long.
+MAX_AGE = timedelta(hours=12)
+PER_IP = "10/minute"
+PER_ADDRESS = "10/minute"
+# One message whatever was wrong, so the form tells nobody which addresses are owners.
+REFUSED = "That email address and password do not match. Please try again."
+# The page embeds nothing and submits only here; nothing may frame it (clickjacking).
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def secure_headers(response: Response, csp: str = CSP) -> Response:
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def current_owner() -> Owner | None:
+    """The signed-in owner, or None: no session, an expired one, or one made before the
+    owner's password last changed."""
+    data = session.get(SESSION_KEY)
+    if not isinstance(data, dict):
+        return None
+    owner_id, stamp, at = data.get("id"), data.get("stamp"), data.get("at")
+    if not (isinstance(owner_id, int) and isinstance(stamp, str) and isinstance(at, int | float)):
+        return None
+    if utcnow().timestamp() - at > MAX_AGE.total_seconds():
+        return None
+    owner = db.session.get(Owner, owner_id)
+    if owner is None or not hmac.compare_digest(stamp, owners.session_stamp(owner)):
+        return None
+    return owner
+
+
+def _sign_in(owner: Owner) -> None:
+    # A fresh session: nothing set before the sign-in (a planted cookie, say) survives it.
+    session.clear()
+    session[SESSION_KEY] = {
+        "id": owner.id,
+        "stamp": owners.session_stamp(owner),
+        "at": int(utcnow().timestamp()),
+    }
+
+
+def _next_page(value: str | None) -> str:
+    """Where to go after signing in: an /admin page of this site, never anywhere else."""
+    parts = urlsplit(value or "")
+    safe = (
+        value
+        and not parts.scheme
+        and not parts.netloc
+        and parts.path.startswith("/admin")
+        and "\\" not in value
+    )
+    return value if safe else url_for("admin.dashboard")
+
+
+def _address_key() -> str:
+    return "owner-login:" + request.form.get("email", "").strip().casefold()[:320]
+
+
+@bp.after_request
+def lock_down(response: Response) -> Response:
+    return secure_headers(response)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(PER_IP, methods=["POST"])
+@limiter.limit(PER_ADDRESS, key_func=_address_key, methods=["POST"])
+def login() -> ResponseReturnValue:
+    target = _next_page(request.values.get("next"))
+    if request.method == "GET":
+        if current_owner() is not None:
+            return redirect(target, code=303)
+        return render_template("login.html", next=target, email="", error=None)
+    email = request.form.get("email", "")
+    owner = owners.authenticate(email, request.form.get("password", ""))
+    if owner is None:
+        return render_template("login.html", next=target, email=email, error=REFUSED), 422
+    _sign_in(owner)
+    return redirect(target, code=303)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    return redirect(url_for("login.login"), code=303)
