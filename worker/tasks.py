@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.worker import state as worker_state
 
 from service import delivery, dispatch, housekeeping
 from service.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
@@ -17,7 +18,16 @@ def register(celery: Celery) -> None:
 
     @celery.task(name=DELIVER_BATCH)
     def deliver_batch(email_ids: list[int]) -> int:
-        return sum(delivery.deliver(email_id) == "sent" for email_id in email_ids)
+        sent = 0
+        for done, email_id in enumerate(email_ids):
+            # Celery sets these to an exit code (0 for a warm shutdown), so test for None.
+            if worker_state.should_stop is not None or worker_state.should_terminate is not None:
+                # Shutting down: finish the send in hand (above), hand the rest back now
+                # rather than when the dispatcher's hand-off times out.
+                dispatch.release(email_ids[done:])
+                break
+            sent += delivery.deliver(email_id) == "sent"
+        return sent
 
     @celery.task(name=DISPATCH)
     def run_dispatch() -> int:

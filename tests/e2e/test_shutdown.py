@@ -1,0 +1,96 @@
+"""SIGTERM to a worker mid-batch: the send in hand finishes, the rest go back, exit 0."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+from service.broker import DELIVER_BATCH, celery_config
+from service.clock import utcnow
+from service.extensions import db
+from service.models import ScheduledEmail
+from service.runtime import settings as app_settings
+from tests.conftest import SECRET, make_app, private_redis_db
+from tests.helpers import api_signup
+from tests.procs import BIN, clean_env, start, stop, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+
+def test_sigterm_finishes_the_send_in_hand_and_leaves_the_rest_claimable(
+    tmp_path, pg_database, redis_url, smtpd
+):
+    settings = {
+        "DATABASE_URL": pg_database,
+        "REDIS_URL": private_redis_db(redis_url, 8),
+        "EMAIL_URL": smtpd.url,
+        "SECRET_KEY": SECRET,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    app = make_app(settings)
+    client = app.test_client()
+    for n in range(5):
+        api_signup(client, f"term{n}@example.com")
+    with app.app_context():
+        ids = list(db.session.scalars(select(ScheduledEmail.id).order_by(ScheduledEmail.id)))
+        # As the dispatcher does when it hands a batch over.
+        db.session.execute(update(ScheduledEmail).values(queued_at=utcnow()))
+        db.session.commit()
+    redis_lib = __import__("redis")
+    redis_lib.Redis.from_url(settings["REDIS_URL"]).flushdb()  # drop the signup nudges
+    smtpd.handler.stall = 2
+    worker = start(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            "solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],
+        clean_env(**settings),
+        tmp_path,
+        tmp_path / "worker.log",
+    )
+    try:
+        from celery import Celery
+
+        producer = Celery(set_as_current=False)
+        producer.conf.update(celery_config(app_settings(app)))
+        producer.send_task(DELIVER_BATCH, args=[ids])
+        with app.app_context():
+
+            def first_claimed() -> bool:
+                db.session.expire_all()
+                return db.session.get(ScheduledEmail, ids[0]).status == "sending"
+
+            assert wait_until(first_claimed, 20), (tmp_path / "worker.log").read_text()[-2000:]
+        worker.send_signal(signal.SIGTERM)
+        began = time.monotonic()
+        worker.wait(timeout=30)
+        print(f"worker exited {worker.returncode} {time.monotonic() - began:.1f}s after SIGTERM")
+        assert worker.returncode == 0
+    finally:
+        stop(worker)
+    assert [r.recipients for r in smtpd.received] == [["term0@example.com"]]
+    with app.app_context():
+        db.session.expire_all()
+        rest = db.session.scalars(select(ScheduledEmail).where(ScheduledEmail.id.in_(ids[1:])))
+        assert all(e.status == "pending" and e.queued_at is None for e in rest)
+    smtpd.handler.stall = 0
+    dispatch = start(
+        [str(BIN / "leadmagnet"), "dispatch"],
+        clean_env(**settings),
+        tmp_path,
+        tmp_path / "dispatch.log",
+    )
+    assert dispatch.wait(timeout=60) == 0
+    got = sorted(r.recipients[0] for r in smtpd.received)
+    assert got == sorted(f"term{n}@example.com" for n in range(5)), "each once, none lost"
