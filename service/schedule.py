@@ -70,34 +70,31 @@ def schedule_resend(
     return _add(subscriber, sequence.first, Purpose.RESEND, now, now, sender)
 
 
-def sent_step_ids(subscriber_id: int) -> set[str]:
-    return set(
-        db.session.scalars(
-            select(ScheduledEmail.step_id).where(
-                ScheduledEmail.subscriber_id == subscriber_id,
-                ScheduledEmail.purpose == Purpose.DRIP,
-                ScheduledEmail.status == EmailStatus.SENT,
-            )
+def _drip_rows(subscriber_id: int) -> dict[str, ScheduledEmail]:
+    """The subscriber's drip rows by step id, in one query."""
+    rows = db.session.scalars(
+        select(ScheduledEmail).where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
+    return {row.step_id: row for row in rows}
+
+
+def _sent(rows: dict[str, ScheduledEmail]) -> set[str]:
+    return {step_id for step_id, row in rows.items() if row.status == EmailStatus.SENT}
 
 
 def schedule_next(
     subscriber: Subscriber, after_step_id: str, sent_at: datetime, sequence: Sequence, sender: str
 ) -> ScheduledEmail | None:
     """Schedule the step after `after_step_id`, `delay` after the send that just happened."""
-    step = sequence.after(after_step_id, sent_step_ids(subscriber.id))
+    rows = _drip_rows(subscriber.id)
+    step = sequence.after(after_step_id, _sent(rows))
     if step is None:
         return None
-    existing = db.session.scalar(
-        select(ScheduledEmail).where(
-            ScheduledEmail.subscriber_id == subscriber.id,
-            ScheduledEmail.step_id == step.id,
-            ScheduledEmail.purpose == Purpose.DRIP,
-        )
-    )
-    if existing is not None:
-        return _revive(existing, subscriber, step, sent_at, sequence)
+    if step.id in rows:
+        return _revive(rows[step.id], subscriber, step, sent_at, sequence)
     return schedule_step(subscriber, step, sent_at, sequence, sender)
 
 
@@ -105,20 +102,14 @@ def resume_drip(
     subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
 ) -> ScheduledEmail | None:
     """After a resubscription: the step they stopped at comes back, counted from now."""
-    sent = sent_step_ids(subscriber.id)
+    rows = _drip_rows(subscriber.id)
+    sent = _sent(rows)
     step = next((s for s in sequence.steps if s.id not in sent), None)
     if step is None:
         return None
-    existing = db.session.scalar(
-        select(ScheduledEmail).where(
-            ScheduledEmail.subscriber_id == subscriber.id,
-            ScheduledEmail.step_id == step.id,
-            ScheduledEmail.purpose == Purpose.DRIP,
-        )
-    )
-    if existing is None:
-        return schedule_step(subscriber, step, now, sequence, sender)
-    return _revive(existing, subscriber, step, now, sequence)
+    if step.id in rows:
+        return _revive(rows[step.id], subscriber, step, now, sequence)
+    return schedule_step(subscriber, step, now, sequence, sender)
 
 
 def recent_confirmation(subscriber_id: int, now: datetime) -> bool:

@@ -18,7 +18,7 @@ def address_hash(address: str, key: str) -> str:
     return hmac.new(key.encode(), email_key(address).encode(), hashlib.sha256).hexdigest()
 
 
-def _hashes(address: str) -> list[str]:
+def address_hashes(address: str) -> list[str]:
     # Every key of SECRET_KEY: an entry made before a key rotation still matches.
     return [address_hash(address, key) for key in runtime.settings().secret_keys]
 
@@ -34,11 +34,13 @@ def suppress(address: str, reason: str) -> None:
 
 def is_suppressed(address: str) -> bool:
     found = db.session.scalar(
-        select(Suppression.id).where(Suppression.email_hash.in_(_hashes(address)))
+        select(Suppression.id).where(Suppression.email_hash.in_(address_hashes(address)))
     )
     return found is not None
 
 
 def lift(address: str) -> None:
     """A fresh consent lifts the suppression. Part of the caller's transaction."""
-    db.session.execute(delete(Suppression).where(Suppression.email_hash.in_(_hashes(address))))
+    db.session.execute(
+        delete(Suppression).where(Suppression.email_hash.in_(address_hashes(address)))
+    )
