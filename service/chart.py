@@ -12,7 +12,7 @@ HEIGHT = 240
 LEFT = 40  # room for the value axis labels
 RIGHT = 20  # room for half of the newest day's label, centred under its bar
 BOTTOM = 34  # room for the day labels (larger on a phone: see site.css)
-TOP = 12
+TOP = 20  # room for the top value label
 GAP = 0.2  # the share of each slot left empty between bars
 
 
@@ -35,6 +35,7 @@ class Tick:
 class DayLabel:
     x: float
     text: str
+    anchor: str = "middle"  # SVG text-anchor
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,12 @@ def bar_chart(days: list[DayCount], label_every: int = 7) -> BarChart:
                 label=f"{day.day:%b} {day.day.day}: {day.count} {noun}",
             )
         )
-        # Label the newest day and every `label_every`-th before it, so today always shows.
-        if (len(days) - 1 - i) % label_every == 0:
-            labels.append(DayLabel(x=round(x + slot / 2, 2), text=f"{day.day:%b} {day.day.day}"))
+        # Label the newest day and every `label_every`-th before it, so today always shows;
+        # today's label ends at its bar's edge, so a larger font on a phone stays inside.
+        if i == len(days) - 1:
+            labels.append(DayLabel(round(x + slot, 2), f"{day.day:%b} {day.day.day}", "end"))
+        elif (len(days) - 1 - i) % label_every == 0:
+            labels.append(DayLabel(round(x + slot / 2, 2), f"{day.day:%b} {day.day.day}"))
     ticks = [
         Tick(y=round(baseline - plot_height * v / top, 2), value=v) for v in (0, top // 2, top)
     ]
