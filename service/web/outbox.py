@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from ipaddress import ip_address
 from pathlib import Path
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from .. import runtime
+from .login import current_owner
 
 bp = Blueprint("outbox", __name__)
 LISTED = 200  # newest messages on the list page; the folder itself may hold thousands
@@ -38,6 +40,17 @@ def only_for_a_file_outbox() -> None:
     # With SMTP the folder is not where mail goes, and the page must not exist at all.
     if not runtime.settings().email_url.is_file:
         abort(404)
+    # The outbox holds every subscriber's email and unsubscribe link: only the machine
+    # itself (the newcomer trying it out) or a signed-in owner may read it.
+    if not _from_this_machine() and current_owner() is None:
+        abort(404)
+
+
+def _from_this_machine() -> bool:
+    try:
+        return ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
 
 
 @bp.after_request

@@ -94,3 +94,9 @@ def test_with_smtp_the_outbox_pages_do_not_exist(env, outbox):
     smtp_client = smtp_app.test_client()
     assert smtp_client.get("/outbox").status_code == 404
     assert smtp_client.get(f"/outbox/{name}").status_code == 404
+
+
+def test_the_outbox_is_hidden_from_other_machines(app, client):
+    far = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/outbox", environ_overrides=far).status_code == 404
+    assert client.get("/outbox", environ_overrides={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
