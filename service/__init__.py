@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import logs
 from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
 from .sequence import SequenceError, load_sequence
@@ -26,6 +27,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
         load_sequence(settings.sequence_file, settings.templates_dir)
     except SequenceError as exc:
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
+    logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     prepare_folders(settings)
@@ -38,7 +40,11 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     from .cli import register_commands
 
     register_commands(app)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.trusted_proxies:
+        # The client's address and scheme as the proxies in front saw them: rate limits, the
+        # consent ledger and request.is_secure all read these.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     return app
 
 

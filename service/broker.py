@@ -69,6 +69,10 @@ def producer(app: Flask) -> Celery:
         settings: Settings = app.extensions["leadmagnet.settings"]
         celery = Celery("leadmagnet", set_as_current=False)
         celery.conf.update(celery_config(settings))
+        # A nudge is best effort: with the broker down, fail on the first refused connection
+        # rather than retry it for broker_connection_timeout while a web worker waits.
+        options = celery.conf.broker_transport_options
+        celery.conf.broker_transport_options = {**options, "max_retries": 0}
         app.extensions["celery"] = celery
     return celery
 

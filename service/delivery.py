@@ -7,12 +7,13 @@ import random
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 
-from . import runtime
+from . import metrics, runtime
 from .clock import utcnow
 from .emails import compose, render_for
 from .extensions import db
+from .logs import mask_addresses
 from .models import (
     DeliveryAttempt,
     EmailStatus,
@@ -49,6 +50,9 @@ def claim(email_id: int, now: datetime, lease: float) -> bool:
             status=EmailStatus.SENDING,
             lease_until=now + timedelta(seconds=lease),
             attempts=ScheduledEmail.attempts + 1,
+            # The hand-off is consumed: from here the lease (or a retry's due time) decides
+            # when a pass may hand the row again, not REQUEUE_AFTER.
+            queued_at=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -122,6 +126,16 @@ def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
     return outcome
 
 
+def _about(email: ScheduledEmail) -> dict[str, object]:
+    """The ids a log line about this email carries (logs.FIELDS), never the address."""
+    return {
+        "subscriber_id": email.subscriber_id,
+        "email_id": email.id,
+        "step": email.step_id,
+        "message_id": email.message_id,
+    }
+
+
 def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now: datetime) -> None:
     db.session.add(
         DeliveryAttempt(
@@ -146,20 +160,41 @@ def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> 
     if email.purpose == Purpose.DRIP:
         schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
     db.session.commit()
-    log.info("sent email %s step %s %s", email.id, email.step_id, email.message_id)
+    metrics.email_sent(email.step_id)
+    log.info("sent email %s (step %s)", email.id, email.step_id, extra=_about(email))
     return "sent"
+
+
+def _first_try(email: ScheduledEmail, now: datetime) -> datetime:
+    """When this email was first tried since it was scheduled: the retry window runs from
+    there (a follow-up's row is written when the step before it goes, days ahead)."""
+    first = db.session.scalar(
+        select(func.min(DeliveryAttempt.created_at)).where(
+            DeliveryAttempt.email_id == email.id, DeliveryAttempt.created_at >= email.anchor_at
+        )
+    )
+    return first or now
 
 
 def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -> str:
     now = utcnow()
     email.lease_until = None
     email.last_error = str(exc)[:2000]
-    if exc.kind == DeliveryError.TRANSIENT and now - email.created_at < RETRY_FOR:
+    # SMTP replies often quote the recipient: the log gets the reply with the address masked.
+    reply = mask_addresses(str(exc))
+    if exc.kind == DeliveryError.TRANSIENT and now - _first_try(email, now) < RETRY_FOR:
         _log(email, "deferred", exc.code, exc.reply, now)
         email.status = EmailStatus.PENDING
         email.due_at = now + backoff(email.attempts)
         db.session.commit()
-        log.warning("deferred email %s (attempt %s): %s", email.id, email.attempts, exc)
+        metrics.send_failed("deferred")
+        log.warning(
+            "deferred email %s (attempt %s): %s",
+            email.id,
+            email.attempts,
+            reply,
+            extra=_about(email),
+        )
         return "deferred"
     email.status = EmailStatus.FAILED
     if exc.kind == DeliveryError.BOUNCE:
@@ -168,11 +203,24 @@ def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -
         cancel_open(subscriber.id)
         suppress(subscriber.email, "bounced")
         db.session.commit()
-        log.warning("bounced email %s, subscriber %s suppressed: %s", email.id, subscriber.id, exc)
+        metrics.send_failed("bounced")
+        log.warning(
+            "bounced email %s, subscriber %s suppressed: %s",
+            email.id,
+            subscriber.id,
+            reply,
+            extra=_about(email),
+        )
         return "bounced"
     _log(email, "failed", exc.code, exc.reply, now)
     db.session.commit()
-    log.error("email %s failed, the server refused the sender or message: %s", email.id, exc)
+    metrics.send_failed("failed")
+    log.error(
+        "email %s failed, the server refused the sender or message: %s",
+        email.id,
+        reply,
+        extra=_about(email),
+    )
     return "failed"
 
 

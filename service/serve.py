@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from . import runtime
+from . import metrics, runtime
 
 STOP_GRACE = 8.0  # seconds: the contract allows 10 for everything to be gone
 
@@ -83,6 +83,9 @@ def supervise(app: Flask, host: str, port: int) -> int:
     if not os.environ.get("PUBLIC_URL"):
         # Links in emails should reach this very server, whatever port it was given.
         env["PUBLIC_URL"] = local_url(host, port)
+    # One metrics folder for all the children, emptied first: the web app's /metrics then
+    # adds up its own counts and the worker's sends, and none from an earlier run.
+    env[metrics.MULTIPROC_VARIABLE] = str(metrics.fresh_folder(settings.instance_path / "metrics"))
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda n, _frame: stopping.append(n))

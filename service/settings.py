@@ -82,6 +82,11 @@ class Settings:
     sendgrid_webhook_public_key: str | None = None
     # Origins (scheme://host[:port]) whose pages may post to /api/subscribe: the embed form.
     allowed_origins: tuple[str, ...] = ()
+    # Operations: proxies in front (hop count), metrics, log lines.
+    trusted_proxies: int = 0
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    log_format: str = "json"
 
     @property
     def templates_dir(self) -> Path:
@@ -126,14 +131,18 @@ class Settings:
             dkim=_dkim(env),
             ses_topic_arn=_sns_topic_arn(_get(env, "SES_TOPIC_ARN")),
             ses_sns_cert_file=_certificate_file(_optional_file(env, "SES_SNS_CERT_FILE")),
-            postmark_webhook_token=_webhook_secret(
+            postmark_webhook_token=_shared_secret(
                 "POSTMARK_WEBHOOK_TOKEN", _get(env, "POSTMARK_WEBHOOK_TOKEN")
             ),
-            mailgun_webhook_signing_key=_webhook_secret(
+            mailgun_webhook_signing_key=_shared_secret(
                 "MAILGUN_WEBHOOK_SIGNING_KEY", _get(env, "MAILGUN_WEBHOOK_SIGNING_KEY")
             ),
             sendgrid_webhook_public_key=_sendgrid_key(_get(env, "SENDGRID_WEBHOOK_PUBLIC_KEY")),
             allowed_origins=_origins(_get(env, "ALLOWED_ORIGINS")),
+            trusted_proxies=_hop_count(_get(env, "TRUSTED_PROXIES")),
+            metrics_token=_shared_secret("METRICS_TOKEN", _get(env, "METRICS_TOKEN")),
+            metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
+            log_format=_log_format(_get(env, "LOG_FORMAT")),
         )
 
 
@@ -366,10 +375,46 @@ def _certificate_file(path: Path | None) -> Path | None:
     return path
 
 
-def _webhook_secret(name: str, raw: str | None) -> str | None:
+def _shared_secret(name: str, raw: str | None) -> str | None:
+    """A secret that a caller presents (webhook token, metrics bearer token)."""
     if raw is not None and (len(raw) < 16 or any(c.isspace() for c in raw)):
         raise SettingsError(name, "must be at least 16 characters, without spaces")
     return raw
+
+
+def _hop_count(raw: str | None) -> int:
+    """How many proxies in front append to X-Forwarded-*: trusting more hops than there
+    are would let a client choose its own address."""
+    if raw is None:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise SettingsError(
+            "TRUSTED_PROXIES", f"must be a number of proxies (0, 1, 2, ...), not {raw!r}"
+        )
+    return value
+
+
+def _port(name: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise SettingsError(name, f"must be a TCP port from 1 to 65535, not {raw!r}")
+    return value
+
+
+def _log_format(raw: str | None) -> str:
+    word = (raw or "json").lower()
+    if word not in ("json", "text"):
+        raise SettingsError("LOG_FORMAT", f"must be json or text, not {raw!r}")
+    return word
 
 
 def sendgrid_public_key(raw: str) -> EllipticCurvePublicKey:

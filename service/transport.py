@@ -139,7 +139,20 @@ def serialize(
     return dkim.sign(data, dkim_key) if dkim_key else data
 
 
-def _connect(url: EmailUrl, timeout: float) -> smtplib.SMTP:
+def probe(url: EmailUrl, timeout: float) -> None:
+    """Connect, EHLO (after STARTTLS where the URL asks for it), QUIT: raises SMTPException
+    or OSError when the server is not there to take mail."""
+    conn = _connect(url, timeout, log_in=False)
+    try:
+        code, reply = conn.ehlo()
+        if code != 250:
+            raise smtplib.SMTPResponseException(code, reply)
+        conn.quit()
+    finally:
+        conn.close()
+
+
+def _connect(url: EmailUrl, timeout: float, log_in: bool = True) -> smtplib.SMTP:
     context = ssl.create_default_context()
     if url.scheme == "smtps":
         conn: smtplib.SMTP = smtplib.SMTP_SSL(url.host, url.port, timeout=timeout, context=context)
@@ -149,7 +162,7 @@ def _connect(url: EmailUrl, timeout: float) -> smtplib.SMTP:
             conn.ehlo()
             conn.starttls(context=context)
             conn.ehlo()
-    if url.username:
+    if url.username and log_in:
         conn.login(url.username, url.password or "")
     return conn
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from . import consent, runtime
+import logging
+
+from sqlalchemy import select
+
+from . import consent, metrics, runtime
 from .clock import utcnow
 from .extensions import db
-from .models import Subscriber, SubscriberStatus
+from .models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
 from .schedule import cancel_open
 from .suppression import suppress
+
+log = logging.getLogger(__name__)
 
 
 def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | None:
@@ -15,12 +21,35 @@ def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | N
     subscriber = db.session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         return None
-    if subscriber.status != SubscriberStatus.UNSUBSCRIBED:
-        now = utcnow()
-        subscriber.status = SubscriberStatus.UNSUBSCRIBED
-        subscriber.unsubscribed_at = now
-        consent.record(subscriber, "withdrawal", runtime.sequence().consent, meta, now)
-        cancel_open(subscriber.id)
-        suppress(subscriber.email, "unsubscribed")
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+        db.session.commit()
+        return subscriber
+    now = utcnow()
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    subscriber.unsubscribed_at = now
+    consent.record(subscriber, "withdrawal", runtime.sequence().consent, meta, now)
+    cancel_open(subscriber.id)
+    suppress(subscriber.email, "unsubscribed")
+    step = last_step_sent(subscriber.id)
     db.session.commit()
+    metrics.unsubscribed(step)
+    log.info(
+        "subscriber %s unsubscribed after step %s",
+        subscriber_id,
+        step or metrics.NO_STEP,
+        extra={"subscriber_id": subscriber_id, "step": step or metrics.NO_STEP},
+    )
     return subscriber
+
+
+def last_step_sent(subscriber_id: int) -> str | None:
+    """The step of the last email that left for this subscriber (None: none has yet)."""
+    return db.session.scalar(
+        select(ScheduledEmail.step_id)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.status == EmailStatus.SENT,
+        )
+        .order_by(ScheduledEmail.sent_at.desc(), ScheduledEmail.id.desc())
+        .limit(1)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -17,6 +18,10 @@ from sqlalchemy.engine import make_url
 from service import create_app
 from service.extensions import db
 from tests.smtp import RecordingSMTPServer
+
+# The app factory logs INFO to stderr; aiosmtpd's per-command INFO lines come from its own
+# thread, often between tests when nothing captures them: only its warnings are wanted.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 # On CI every service test is mandatory: a missing PostgreSQL or Redis fails, never skips.
 REQUIRE_SERVICES = os.environ.get("LEADMAGNET_REQUIRE_SERVICES") == "1"

@@ -16,6 +16,7 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    at: float = field(default_factory=time.monotonic)  # when the server took it in
 
     @property
     def message(self) -> EmailMessage:
@@ -31,6 +32,9 @@ class Handler:
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
     stall: float = 0.0  # seconds to sit on DATA before answering
     drop: int = 0  # how many DATA commands to answer by dropping the connection
+    # Seconds between taking a message in and answering 250: a client that dies in between
+    # had its message accepted without ever hearing so (a send cut after the final dot).
+    reply_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -50,12 +54,17 @@ class Handler:
             return "421 closing"
         with self.lock:
             reply = self.script.pop(0) if self.script else None
-            if reply is None:
-                self.received.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-                )
-                return f"250 2.0.0 Ok: queued as {len(self.received)}"
-        return reply
+            if reply is not None:
+                return reply
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+            accepted = f"250 2.0.0 Ok: queued as {len(self.received)}"
+        if self.reply_delay:
+            import asyncio
+
+            await asyncio.sleep(self.reply_delay)
+        return accepted
 
 
 class RecordingSMTPServer:

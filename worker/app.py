@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import logging
+import os
+from functools import lru_cache, partial
 
 from celery import Celery, Task
-from celery.signals import worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_shutdown
 from flask import Flask
 
-from service import create_app, runtime
+from service import create_app, logs, metrics, runtime
 from service.broker import celery_config
+from service.extensions import db
+
+log = logging.getLogger(__name__)
 
 
 def bind(flask_app: Flask) -> Celery:
@@ -27,11 +32,51 @@ def bind(flask_app: Flask) -> Celery:
 
     tasks.register(celery)
 
+    @setup_logging.connect(weak=False)
+    def _logging(loglevel: int | None = None, **_: object) -> None:
+        # Connected, this replaces Celery's own set-up: lines keep the service's format.
+        logs.configure(runtime.settings(flask_app).log_format, loglevel or logging.INFO)
+
+    @worker_init.connect(weak=False)
+    def _metrics_server(sender: object = None, **_: object) -> None:
+        port = runtime.settings(flask_app).metrics_port
+        if port is not None:
+            forks = "prefork" in str(getattr(sender, "pool_cls", "prefork")).lower()
+            start_metrics_server(flask_app, port, forks)
+
     @worker_shutdown.connect(weak=False)
     def _close_smtp(**_: object) -> None:
         runtime.transport(flask_app).close()
 
     return celery
+
+
+def start_metrics_server(flask_app: Flask, port: int, forks: bool = False) -> None:
+    """Prometheus' own HTTP server in the worker's main process, started before the pool
+    forks: a worker in a container of its own can be scraped without a web app beside it."""
+    from prometheus_client import start_http_server
+
+    if forks and metrics.multiprocess_folder() is None:
+        # Prefork children count sends in their own memory, which this server cannot see.
+        log.warning(
+            "METRICS_PORT with the prefork pool needs %s: without it, sends go uncounted",
+            metrics.MULTIPROC_VARIABLE,
+        )
+    # Scrapes read the database from this (parent) process: a pool child forked later must
+    # not inherit those pooled connections, so it starts with an empty pool of its own.
+    os.register_at_fork(after_in_child=partial(_empty_pool, flask_app))
+    try:
+        start_http_server(port, registry=metrics.registry(flask_app))
+    except OSError as exc:
+        # Sending mail matters more than being scraped: say so, and go on.
+        log.error("metrics server not started on port %s: %s", port, exc)
+        return
+    log.info("metrics served on port %s", port)
+
+
+def _empty_pool(flask_app: Flask) -> None:
+    with flask_app.app_context():
+        db.engine.dispose(close=False)  # close=False: the parent's connections stay its own
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""HTTP: the blueprints and the error pages."""
+"""HTTP: the blueprints, the error pages and the headers every answer carries."""
 
 from flask import Flask
 
@@ -12,20 +12,23 @@ from . import (
     health,
     links,
     login,
+    metrics,
     openapi,
     outbox,
+    security,
     signup,
     webhooks,
 )
 
 
 def register(app: Flask) -> None:
-    for module in (signup, api, openapi, links, health, webhooks, outbox):
+    for module in (signup, api, openapi, links, health, metrics, webhooks, outbox):
         app.register_blueprint(module.bp)
     for module in (login, admin, embed):  # the owner's view and the embeddable form
         app.register_blueprint(module.bp)
     cors.register(app)
     errors.register(app)
+    security.register(app)
 
     @app.context_processor
     def brand() -> dict:

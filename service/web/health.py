@@ -1,15 +1,16 @@
-"""GET /healthz: does the database answer, does the broker answer."""
+"""GET /healthz (database and broker answer) and GET /readyz (and mail can leave, and the
+schema is the code's): 200, or 503 naming each failing part."""
 
 from __future__ import annotations
 
 import os
 
 import redis
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from .. import runtime
+from .. import readiness, runtime
 from ..extensions import db
 
 bp = Blueprint("health", __name__)
@@ -43,10 +44,30 @@ def _broker() -> str | None:
     return None
 
 
-@bp.get("/healthz")
-def healthz() -> ResponseReturnValue:
-    checks = {"database": _database(), "broker": _broker()}
+def _answer(checks: dict[str, str | None]) -> ResponseReturnValue:
     failing = {name: problem for name, problem in checks.items() if problem}
     if failing:
         return jsonify({"status": "unavailable", "failing": failing}), 503
-    return jsonify({"status": "ok", "database": "ok", "broker": "ok"}), 200
+    return jsonify({"status": "ok", **dict.fromkeys(checks, "ok")}), 200
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Liveness, as the contract has it: the database and the broker answer."""
+    return _answer({"database": _database(), "broker": _broker()})
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Readiness: send traffic here (and start a rollout's next step) only when this passes."""
+    app = current_app._get_current_object()
+    database = _database()
+    return _answer(
+        {
+            "database": database,
+            "broker": _broker(),
+            "smtp": readiness.mail(app),
+            # Without a database there is no schema to compare: one failing part, not two.
+            "migrations": readiness.migrations(app) if database is None else None,
+        }
+    )

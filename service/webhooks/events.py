@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import runtime
+from .. import metrics, runtime
 from ..clock import utcnow
 from ..extensions import db
 from ..models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
@@ -73,7 +73,16 @@ def _apply_one(event: Event) -> bool:
         return False
     _act(event, address)
     db.session.commit()
+    _count(event)
     return True
+
+
+def _count(event: Event) -> None:
+    """Counted once the event is recorded: a replay is not a second bounce."""
+    if event.kind in (HARD_BOUNCE, SOFT_BOUNCE):
+        metrics.bounce_reported()
+    elif event.kind == COMPLAINT:
+        metrics.complaint_reported()
 
 
 def _act(event: Event, address: str) -> None:
@@ -103,6 +112,7 @@ def _stop(subscriber: Subscriber, status: str, event: Event) -> None:
         subscriber.status,
         event.provider,
         event.event_id,
+        extra={"subscriber_id": subscriber.id},
     )
 
 

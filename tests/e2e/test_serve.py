@@ -7,11 +7,13 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.procs import BIN, Browser, alive, child_pids, clean_env, http_ok, start, stop, wait_until
 
 pytestmark = pytest.mark.slow
+METRICS_TOKEN = "serve-metrics-token-0123"
 
 
 def serve(tmp_path: Path, env: dict[str, str]):
@@ -41,8 +43,18 @@ def stop_and_check_children(proc) -> None:
     assert not [p for p in children + grandchildren if alive(p)], "no child process left behind"
 
 
+def scraped(browser: Browser) -> dict[tuple[str, tuple], float]:
+    answer = browser.request("GET", "/metrics", None, {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.read().decode())
+        for sample in family.samples
+    }
+
+
 def test_embedded_default_from_form_to_outbox_to_unsubscribe(tmp_path):
-    proc, base = serve(tmp_path, clean_env())
+    proc, base = serve(tmp_path, clean_env(METRICS_TOKEN=METRICS_TOKEN))
     try:
         browser = Browser(base)
         answer = browser.submit_signup(email="ann@example.com", first_name="Ann", consent="yes")
@@ -75,6 +87,12 @@ def test_embedded_default_from_form_to_outbox_to_unsubscribe(tmp_path):
         )
         assert one_click.status == 200
         assert "unsubscribed" in one_click.read().decode()
+
+        # The web app's /metrics adds up its own counts and the worker process's send.
+        counts = scraped(browser)
+        assert counts[("leadmagnet_signups_total", ())] == 1
+        assert counts[("leadmagnet_emails_sent_total", (("step", "guide"),))] == 1
+        assert counts[("leadmagnet_unsubscribes_total", (("step", "guide"),))] == 1
     finally:
         stop_and_check_children(proc)
 

@@ -527,6 +527,22 @@ def test_five_soft_bounces_suppress_and_four_do_not(app: Flask, ann: State, webh
     assert state(app) == State("bounced", 0, 1, 5)
 
 
+def test_bounces_and_complaints_are_counted_once_each(app: Flask, ann: State, webhook: Webhook):
+    from prometheus_client import REGISTRY
+
+    def counted() -> list[float]:
+        names = ("leadmagnet_bounces_total", "leadmagnet_complaints_total")
+        return [REGISTRY.get_sample_value(name) or 0.0 for name in names]
+
+    before = counted()
+    body, headers = webhook.request("soft", 0)
+    for _ in range(3):  # one event, delivered three times by a retrying provider
+        assert webhook.post(body, headers).status_code == 200
+    assert webhook.send("hard", 1).status_code == 200
+    assert webhook.send("complaint", 2).status_code == 200
+    assert [after - start for after, start in zip(counted(), before, strict=True)] == [2, 1]
+
+
 def test_a_bad_signature_is_403_and_changes_nothing(app: Flask, ann: State, webhook: Webhook):
     response = webhook.send("complaint", signing="bad")
     assert response.status_code == 403

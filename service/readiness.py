@@ -1,0 +1,67 @@
+"""What readiness asks beyond liveness: can mail leave, and is the schema the code's."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import smtplib
+
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import runtime
+from .extensions import db
+from .transport import probe
+
+VERSION_TABLE = "alembic_version"
+SMTP_TIMEOUT = 3  # seconds per step: a probe that hangs would hang the orchestrator's check
+
+
+def mail(app: Flask) -> str | None:
+    """The SMTP server answers EHLO, or the outbox folder is writable; else what is wrong."""
+    url = runtime.settings(app).email_url
+    if url.is_file:
+        folder = url.path
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)  # the file transport would make it too
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            return f"outbox folder not writable: {folder}"
+        return None
+    try:
+        probe(url, SMTP_TIMEOUT)
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"mail server {url.host}:{url.port} unreachable: {type(exc).__name__}"
+    return None
+
+
+def code_heads(app: Flask) -> frozenset[str]:
+    """The heads of the migrations shipped with this code: read once per process."""
+    heads = app.extensions.get("leadmagnet.migration_heads")
+    if heads is None:
+        script = ScriptDirectory(app.extensions["migrate"].directory)
+        heads = frozenset(script.get_heads())
+        app.extensions["leadmagnet.migration_heads"] = heads
+    return heads
+
+
+def migrations(app: Flask) -> str | None:
+    """The database's alembic_version is the code's head; else which versions differ."""
+    wanted = code_heads(app)
+    try:
+        with db.engine.connect() as conn:
+            # Alembic's table read directly: MigrationContext would log two INFO lines at
+            # every probe, every few seconds.
+            current: frozenset[str] = frozenset()
+            if inspect(conn).has_table(VERSION_TABLE):
+                current = frozenset(conn.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}")))
+    except SQLAlchemyError as exc:
+        return f"schema version unreadable: {type(exc).__name__}"
+    if current != wanted:
+        found = ", ".join(sorted(current)) or "none"
+        return (
+            f"database schema at {found}, code at {', '.join(sorted(wanted))}: "
+            "run leadmagnet db upgrade"
+        )
+    return None
