@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from flask import Flask
 
 from . import metrics, runtime
 
+WORKER_START = 30.0  # seconds to wait for the worker before opening the web app anyway
 STOP_GRACE = 8.0  # seconds: the contract allows 10 for everything to be gone
 
 
@@ -89,10 +91,18 @@ def supervise(app: Flask, host: str, port: int) -> int:
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda n, _frame: stopping.append(n))
-    children = {
-        name: subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent())
-        for name, cmd in commands(app, host, port).items()
-    }
+    ready = settings.instance_path / "worker.ready"
+    ready.unlink(missing_ok=True)
+    children: dict[str, subprocess.Popen] = {}
+    # Worker and beat first, the web app last.
+    for name, cmd in sorted(commands(app, host, port).items(), key=lambda kv: kv[0] == "web"):
+        if name == "web":
+            # The web app opens only once the worker listens: "instant access" must hold
+            # for the very first signup too.
+            _wait_for(ready, children, stopping)
+        children[name] = subprocess.Popen(
+            cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent()
+        )
     where = settings.email_url.path if settings.email_url.is_file else settings.email_url.host
     print(f"leadmagnet: serving {local_url(host, port)}/  (mail to {where})", flush=True)
     code = 0
@@ -105,6 +115,14 @@ def supervise(app: Flask, host: str, port: int) -> int:
         time.sleep(0.2)
     _stop(children)
     return code
+
+
+def _wait_for(ready: Path, children: dict[str, subprocess.Popen], stopping: list[int]) -> None:
+    deadline = time.monotonic() + WORKER_START
+    while not ready.exists() and not stopping and time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in children.values()):
+            return  # the main loop reports the death
+        time.sleep(0.05)
 
 
 def _stop(children: dict[str, subprocess.Popen]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache, partial
+from pathlib import Path
 
 from celery import Celery, Task
-from celery.signals import setup_logging, worker_init, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_ready, worker_shutdown
 from flask import Flask
 
 from service import create_app, logs, metrics, runtime
@@ -44,11 +45,21 @@ def bind(flask_app: Flask) -> Celery:
             forks = "prefork" in str(getattr(sender, "pool_cls", "prefork")).lower()
             start_metrics_server(flask_app, port, forks)
 
+    @worker_ready.connect(weak=False)
+    def _announce_ready(**_: object) -> None:
+        # `leadmagnet serve` waits for this before it opens the web app, so that the first
+        # signup's nudge finds a worker already listening.
+        ready_marker(flask_app).touch()
+
     @worker_shutdown.connect(weak=False)
     def _close_smtp(**_: object) -> None:
         runtime.transport(flask_app).close()
 
     return celery
+
+
+def ready_marker(flask_app: Flask) -> Path:
+    return runtime.settings(flask_app).instance_path / "worker.ready"
 
 
 def start_metrics_server(flask_app: Flask, port: int, forks: bool = False) -> None:
