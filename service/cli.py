@@ -11,11 +11,25 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
+from sqlalchemy.exc import OperationalError
 
 from . import create_app, runtime
 
 
-@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=True)
+class ServiceGroup(FlaskGroup):
+    """Turns an unreachable database into one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"cannot reach the database named by DATABASE_URL: {reason}"
+            ) from None
+
+
+@click.group(cls=ServiceGroup, create_app=create_app, add_default_commands=True)
 def cli() -> None:
     """Lead-magnet delivery: signup form, guide email, drip sequence."""
 
