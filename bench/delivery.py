@@ -8,21 +8,18 @@ Run: .venv/bin/python -m bench.delivery   (PostgreSQL and Redis on this machine)
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from celery import Celery
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select, text
 
-from bench.common import header, verdict
+from bench.common import create_scratch_database, drop_scratch_database, free_port, header, verdict
 from service import create_app, runtime
 from service.broker import DISPATCH, celery_config
 from service.emails import compose, render_for
@@ -35,12 +32,6 @@ BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 COUNT = int(os.environ.get("BENCH_EMAILS", "5000"))
 GOAL = 0.6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fill(app, count: int) -> None:
@@ -155,15 +146,10 @@ def main() -> None:
             "aiosmtpd.handlers.Sink",
         ]
     )
-    admin = create_engine(
-        make_url(BASE_DB).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database_url = create_scratch_database()
     env = {
         **os.environ,
-        "DATABASE_URL": make_url(BASE_DB).set(database=name).render_as_string(hide_password=False),
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS,
         "SECRET_KEY": "bench-secret-key-0123456789",
         "EMAIL_URL": f"smtp://127.0.0.1:{port}",
@@ -190,8 +176,7 @@ def main() -> None:
             db.engine.dispose()
     finally:
         sink.terminate()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_scratch_database(database_url)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bench.common import header, interleaved, peak_rss_mb, verdict
+from bench.common import (
+    header,
+    interleaved,
+    peak_rss_mb,
+    verdict,
+)
 from service import create_app, runtime
 from service.emails import context
 from service.message import build_message

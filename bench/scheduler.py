@@ -10,12 +10,10 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from bench.common import header, verdict
+from bench.common import create_scratch_database, drop_scratch_database, header, verdict
 from service.clock import utcnow
 from service.dispatch import claim_due
 from service.extensions import db
@@ -69,17 +67,11 @@ def main() -> None:
 
     from service import create_app
 
-    admin = create_engine(
-        make_url(BASE_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(BASE_URL).set(database=name).render_as_string(hide_password=False)
+    database_url = create_scratch_database()
     try:
         app = create_app(
             {
-                "DATABASE_URL": url,
+                "DATABASE_URL": database_url,
                 "SECRET_KEY": "bench-secret-key-0123456789",
                 "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-"),
             }
@@ -97,8 +89,7 @@ def main() -> None:
         with app.app_context():
             db.engine.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_scratch_database(database_url)
 
 
 if __name__ == "__main__":

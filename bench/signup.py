@@ -13,13 +13,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from bench.common import header
+from bench.common import create_scratch_database, drop_scratch_database, header
 
 HERE = Path(__file__).resolve().parent
 BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -42,15 +38,10 @@ def wrk(url: str, script: Path | None = None, path_arg: str | None = None) -> di
 
 
 def main() -> None:
-    admin = create_engine(
-        make_url(BASE_DB).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database_url = create_scratch_database()
     env = {
         **os.environ,
-        "DATABASE_URL": make_url(BASE_DB).set(database=name).render_as_string(hide_password=False),
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS,
         "SECRET_KEY": "bench-secret-key-0123456789",
         "RATELIMIT_ENABLED": "false",
@@ -116,8 +107,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_scratch_database(database_url)
 
 
 if __name__ == "__main__":

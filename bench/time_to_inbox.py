@@ -10,23 +10,19 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench.common import header
+from bench.common import create_scratch_database, drop_scratch_database, free_port, header
 
 BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -42,12 +38,6 @@ class Arrivals:
         self.at[envelope.rcpt_tos[0]] = time.time()
         message_from_bytes(envelope.original_content)  # as a real server would read it
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post(port: int, address: str) -> float:
@@ -66,15 +56,10 @@ def main() -> None:
     smtp_port, web_port = free_port(), free_port()
     smtpd = Controller(arrivals, hostname="127.0.0.1", port=smtp_port)
     smtpd.start()
-    admin = create_engine(
-        make_url(BASE_DB).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database_url = create_scratch_database()
     env = {
         **os.environ,
-        "DATABASE_URL": make_url(BASE_DB).set(database=name).render_as_string(hide_password=False),
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS,
         "SECRET_KEY": "bench-secret-key-0123456789",
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
@@ -152,8 +137,7 @@ def main() -> None:
         for proc in procs:
             proc.wait(timeout=30)
         smtpd.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_scratch_database(database_url)
 
 
 if __name__ == "__main__":
