@@ -55,17 +55,24 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
         }
         app = make_app(settings)
 
-        def kill_backends() -> int:
+        def kill_backends(settle: bool = False) -> int:
+            """Terminate every session on the test's database; with `settle`, return only
+            once they are gone (termination is asynchronous)."""
             with admin.connect() as conn:
-                return len(
-                    conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                            " WHERE datname = :name AND pid <> pg_backend_pid()"
-                        ),
-                        {"name": name},
-                    ).all()
-                )
+                pids = conn.execute(
+                    text(
+                        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).all()
+                still = text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)")
+
+                def gone() -> bool:
+                    return not conn.execute(still, {"pids": [pid for pid, _ in pids]}).scalar()
+
+                assert not settle or wait_until(gone, 10, 0.05)
+            return len(pids)
 
         def allow_connections(allowed: bool) -> None:
             with admin.connect() as conn:
@@ -83,6 +90,10 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
                     killed += kill_backends()
                 time.sleep(1.5)
             storm = stream.answers
+            # Idle pooled connections killed while nothing runs: the pool notices on checkout
+            # (pool_pre_ping) and the next visitors never see it.
+            killed += kill_backends(settle=True)
+            quiet = [stack.signup(f"quiet{n}@example.com", f"127.0.4.{n + 2}") for n in range(6)]
 
             # 2. A burst the worker cannot keep up with (a slow SMTP server), so sends are
             # waiting when the database becomes unreachable: closed to new connections, the
@@ -113,7 +124,7 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
 
             # 3. Back, without restarting anything.
             after = [stack.signup(f"after{n}@example.com", f"127.0.2.{n + 2}") for n in range(10)]
-            accepted = {a.address for a in storm + burst + after if a.status == 202}
+            accepted = {a.address for a in storm + quiet + burst + after if a.status == 202}
 
             def delivered() -> bool:
                 return {r.recipients[0] for r in smtpd.received} >= accepted
@@ -124,9 +135,12 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
         finally:
             stack.stop()
 
-        # A send cut off by a killed connection after its hand-off by a scheduler pass comes
-        # back REQUEUE_AFTER later (the pass that handed it must not hand it twice sooner):
-        # travel there instead of waiting five minutes.
+        # The test's own connections were killed too: start its pool afresh.
+        with app.app_context():
+            db.engine.dispose()
+        # A batch a pass handed to the worker, whose task then failed on the database before
+        # claiming the rest of it, comes back REQUEUE_AFTER after the hand-off (the pass must
+        # not hand it twice sooner): travel there instead of waiting five minutes.
         late = {}
         if not in_time:
             with time_machine.travel(utcnow() + REQUEUE_AFTER + timedelta(seconds=LEASE + 1)):
@@ -148,7 +162,8 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
     failed_tasks = stack.tail("worker", 10**7).count("raised unexpected: OperationalError")
     print(
         f"\npostgres outage: {killed} connections killed ({KILLS} rounds under "
-        f"{len(storm)} signups: {dict(storm_statuses)}), a burst of {BURST} "
+        f"{len(storm)} signups: {dict(storm_statuses)}; then idle ones: the next "
+        f"{len(quiet)} {dict(Counter(a.status for a in quiet))}), a burst of {BURST} "
         f"{dict(Counter(a.status for a in burst))}, then {len(down)} signups with the "
         f"database refusing connections: {dict(Counter(a.status for a in down))}, "
         f"{failed_tasks} worker task errors on the database; after it "
@@ -160,6 +175,7 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
     assert killed >= KILLS, "connections were there to kill"
     assert set(storm_statuses) <= {202, 503}, [a for a in storm if a.status not in (202, 503)][:3]
     assert all(clean_503(a.status, a.body, True) for a in storm if a.status == 503)
+    assert [a.status for a in quiet] == [202] * len(quiet), "stale pooled connections replaced"
     assert [a.status for a in burst] == [202] * BURST
     assert all(clean_503(a.status, a.body, True) for a in down), [(a.status, a.body) for a in down]
     assert clean_503(form.status, form_body, False), (form.status, form_body[:500])
