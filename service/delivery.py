@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from . import metrics, runtime
 from .clock import utcnow
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(days=2)
 BACKOFF_BASE = 60  # seconds before the first retry; doubles each attempt
 BACKOFF_CAP = 6 * 3600
+RECORD_TRIES = 4  # recording a send the server accepted, across a dropped connection
+RECORD_PAUSE = 0.5  # seconds, growing with each try
 
 
 def claim(email_id: int, now: datetime, lease: float) -> bool:
@@ -150,8 +154,26 @@ def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now:
 
 
 def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> str:
+    """Record an accepted send. The server has the message now: if the database connection
+    drops at this moment, try again on a fresh one rather than leave the row to a resend."""
+    email_id, subscriber_id = email.id, subscriber.id
+    for attempt in range(RECORD_TRIES):
+        try:
+            return _record_sent(email_id, subscriber_id, result)
+        except OperationalError:
+            db.session.rollback()
+            if attempt == RECORD_TRIES - 1:
+                raise
+            log.warning("could not record email %s as sent; trying again", email_id)
+            time.sleep(RECORD_PAUSE * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _record_sent(email_id: int, subscriber_id: int, result: SendResult) -> str:
     app = current_app._get_current_object()
     now = utcnow()
+    email = db.session.get(ScheduledEmail, email_id)
+    subscriber = db.session.get(Subscriber, subscriber_id)
     email.status = EmailStatus.SENT
     email.sent_at = now
     email.lease_until = None

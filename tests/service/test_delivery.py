@@ -164,3 +164,26 @@ def test_one_smtp_connection_is_reused_across_sends(env, smtpd):
         api_signup(client, "reuse3@example.com")
         assert dispatch_inline(app) == ["sent"]
         assert transport._conn is first
+
+
+def test_a_connection_lost_while_recording_a_send_is_retried_not_resent(app, client, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from service import delivery
+
+    real = delivery._record_sent
+    calls = []
+
+    def drop_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        return real(*args)
+
+    monkeypatch.setattr(delivery, "_record_sent", drop_once)
+    monkeypatch.setattr(delivery, "RECORD_PAUSE", 0)
+    api_signup(client, "recorded@example.com")
+    assert dispatch_inline(app) == ["sent"]
+    assert len(calls) == 2
+    with app.app_context():
+        assert db.session.scalars(select(ScheduledEmail.status)).all()[0] == EmailStatus.SENT
