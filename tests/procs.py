@@ -19,6 +19,22 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def worker_command(*extra: str) -> list[str]:
+    """A Celery worker as production starts it, on the solo pool: one task at a time, and
+    one process to kill."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        "worker",
+        "worker",
+        "--pool",
+        "solo",
+        "--without-gossip",
+        "--without-mingle",
+        *extra,
+    ]
+
+
 def child_pids(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]

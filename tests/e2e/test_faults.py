@@ -13,7 +13,16 @@ from service.models import ScheduledEmail
 from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.e2e.test_serve import serve, stop_and_check_children
 from tests.helpers import api_signup
-from tests.procs import BIN, Browser, PrivateRedis, clean_env, start, stop, wait_until
+from tests.procs import (
+    BIN,
+    Browser,
+    PrivateRedis,
+    clean_env,
+    start,
+    stop,
+    wait_until,
+    worker_command,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -85,16 +94,7 @@ def test_a_worker_killed_mid_send_loses_no_email(tmp_path, pg_database, redis_ur
     }
     app = make_app(settings)
     env = clean_env(**settings)
-    worker_cmd = [
-        str(BIN / "celery"),
-        "-A",
-        "worker",
-        "worker",
-        "--pool",
-        "solo",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    worker_cmd = worker_command()
     smtpd.handler.stall = 30
     worker = start(worker_cmd, env, tmp_path, tmp_path / "worker1.log")
     try:

@@ -17,7 +17,7 @@ from service.message import new_message_id
 from service.models import ScheduledEmail, Subscriber
 from service.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app, private_redis_db
-from tests.procs import BIN, clean_env, start, stop, wait_until
+from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 DUE = 2000
@@ -74,20 +74,7 @@ def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_url, smtpd
     env = clean_env(**settings)
     workers = [
         start(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "worker",
-                "worker",
-                "--pool",
-                "solo",
-                "-n",
-                f"w{n}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "WARNING",
-            ],
+            worker_command("-n", f"w{n}@%h", "--loglevel", "WARNING"),
             env,
             tmp_path,
             tmp_path / f"worker{n}.log",

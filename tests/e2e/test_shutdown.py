@@ -15,7 +15,7 @@ from service.models import ScheduledEmail
 from service.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app, private_redis_db
 from tests.helpers import api_signup
-from tests.procs import BIN, clean_env, start, stop, wait_until
+from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -43,18 +43,7 @@ def test_sigterm_finishes_the_send_in_hand_and_leaves_the_rest_claimable(
     redis_lib.Redis.from_url(settings["REDIS_URL"]).flushdb()  # drop the signup nudges
     smtpd.handler.stall = 2
     worker = start(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "worker",
-            "worker",
-            "--pool",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-        ],
+        worker_command("--loglevel", "INFO"),
         clean_env(**settings),
         tmp_path,
         tmp_path / "worker.log",

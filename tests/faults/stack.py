@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL, free_port, unavailable
-from tests.procs import BIN, http_ok, start, stop, wait_until
+from tests.procs import BIN, http_ok, start, stop, wait_until, worker_command
 
 
 @contextmanager
@@ -83,18 +83,7 @@ class Stack:
                 "5",
                 "service:create_app()",
             ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "worker",
-                "worker",
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            "worker": worker_command("--loglevel", "INFO"),
             "beat": [str(BIN / "celery"), "-A", "worker", "beat", "--loglevel", "INFO"],
         }
         for name, args in commands.items():

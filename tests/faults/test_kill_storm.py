@@ -28,25 +28,14 @@ from service.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app, private_redis_db
 from tests.e2e.test_race import make_due_rows
 from tests.helpers import dispatch_inline
-from tests.procs import BIN, clean_env, start, stop, wait_until
+from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 DUE = 1000
 KILLS = 3
 LEASE = 2  # SEND_LEASE: a dead worker's claim runs out after this many seconds
 REPLY_DELAY = 0.05  # the server takes each message in, then answers 250 this much later
-WORKER = [
-    str(BIN / "celery"),
-    "-A",
-    "worker",
-    "worker",
-    "--pool",
-    "solo",
-    "--without-gossip",
-    "--without-mingle",
-    "--loglevel",
-    "WARNING",
-]
+WORKER = worker_command("--loglevel", "WARNING")
 
 
 def tail(path) -> str:
