@@ -17,7 +17,7 @@ from .normalized import (
     Forbidden,
     Malformed,
     fresh,
-    load_json,
+    load_object,
     parse_time,
     text,
 )
@@ -33,9 +33,7 @@ def configured(settings: Settings) -> bool:
 def receive(
     body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
 ) -> list[Event]:
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise Malformed("a Mailgun webhook is a JSON object")
+    payload = load_object(body, "a Mailgun webhook")
     token = verify(payload.get("signature"), settings.mailgun_webhook_signing_key or "", now)
     data = payload.get("event-data")
     if not isinstance(data, dict):

@@ -56,6 +56,14 @@ def load_json(body: bytes) -> Any:
         raise Malformed("the body is not JSON") from None
 
 
+def load_object(body: bytes, what: str) -> dict:
+    """The body as a JSON object, or Malformed naming what the provider should have sent."""
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise Malformed(f"{what} is a JSON object")
+    return payload
+
+
 def text(value: object) -> str | None:
     """A provider's free-text field, or None if it is missing or not text."""
     return value if isinstance(value, str) and value else None

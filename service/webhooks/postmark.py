@@ -17,7 +17,7 @@ from .normalized import (
     Event,
     Forbidden,
     Malformed,
-    load_json,
+    load_object,
     parse_time,
     text,
 )
@@ -35,9 +35,7 @@ def receive(
     body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
 ) -> list[Event]:
     verify(headers, settings.postmark_webhook_token or "")
-    record = load_json(body)
-    if not isinstance(record, dict):
-        raise Malformed("a Postmark webhook is a JSON object")
+    record = load_object(body, "a Postmark webhook")
     record_type = record.get("RecordType")
     if record_type == "Bounce":
         kind = BOUNCE_KINDS.get(text(record.get("Type")) or "", OTHER)

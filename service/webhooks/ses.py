@@ -28,6 +28,7 @@ from .normalized import (
     Malformed,
     Unavailable,
     load_json,
+    load_object,
     parse_time,
     text,
 )
@@ -72,9 +73,7 @@ def configured(settings: Settings) -> bool:
 def receive(
     body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
 ) -> list[Event]:
-    message = load_json(body)
-    if not isinstance(message, dict):
-        raise Malformed("an SNS message is a JSON object")
+    message = load_object(body, "an SNS message")
     verify(message, settings, now)
     kind = message["Type"]
     if kind == "SubscriptionConfirmation":
