@@ -7,12 +7,13 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from service import create_app
@@ -53,27 +54,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A scratch database of our own on the PostgreSQL server, dropped at the end."""
+@contextmanager
+def scratch_database(label: str) -> Iterator[tuple[str, Engine]]:
+    """A database of this test's own (it may be closed to connections without disturbing
+    anyone), and an admin engine connected elsewhere to do that; dropped at the end."""
     admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    admin = create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
-        admin = create_engine(
-            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-        )
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         unavailable("PostgreSQL", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    name = f"leadmagnet_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"leadmagnet_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        yield admin_url.set(database=name).render_as_string(hide_password=False), admin
     finally:
         with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A scratch database of our own on the PostgreSQL server, dropped at the end."""
+    with scratch_database("test") as (url, _admin):
+        yield url
 
 
 @pytest.fixture(scope="session")

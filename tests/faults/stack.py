@@ -6,48 +6,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_URL, free_port, unavailable
+from tests.conftest import free_port
 from tests.procs import BIN, http_ok, start, stop, wait_until, worker_command
-
-
-@contextmanager
-def scratch_database(label: str) -> Iterator[tuple[str, Engine]]:
-    """A database of this test's own (it may be closed to connections without disturbing
-    anyone), and an admin engine connected elsewhere to do that; dropped at the end."""
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    admin = create_engine(
-        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        unavailable("PostgreSQL", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    name = f"leadmagnet_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False), admin
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass

@@ -18,8 +18,8 @@ from service.clock import utcnow
 from service.dispatch import REQUEUE_AFTER
 from service.extensions import db
 from service.models import ScheduledEmail, Subscriber
-from tests.conftest import SECRET, make_app, private_redis_db
-from tests.faults.stack import SignupStream, Stack, scratch_database
+from tests.conftest import SECRET, make_app, private_redis_db, scratch_database
+from tests.faults.stack import SignupStream, Stack
 from tests.helpers import dispatch_inline
 from tests.procs import Browser, clean_env, wait_until
 
