@@ -38,14 +38,45 @@ def unavailable(what: str, why: str) -> None:
     pytest.skip(f"{message}; set LEADMAGNET_REQUIRE_SERVICES=1 to make this a failure")
 
 
-def private_redis_db(base_url: str, number: int) -> str:
-    """A Redis database of one test's own, emptied first: a worker left over from another
-    run (or another developer's tests) must not take this test's tasks."""
+REDIS_DATABASES = range(1, 16)  # database 0 is left to whoever else uses the server
+REDIS_LEASE = 3600  # seconds: a run killed outright frees its databases after this
+
+
+@contextmanager
+def private_redis_db(base_url: str) -> Iterator[str]:
+    """A Redis database of this test's own, leased from the shared server for as long as the
+    test runs: another run (or another developer's tests) on the same server never gets the
+    same number, so emptying it wipes nobody else's queue."""
     import redis
 
-    url = f"{base_url.rsplit('/', 1)[0]}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+    root = base_url.rsplit("/", 1)[0]
+    leases = redis.Redis.from_url(f"{root}/0")
+    owner = f"{os.getpid()}-{uuid.uuid4().hex}"
+    number = next(
+        (n for n in REDIS_DATABASES if leases.set(_lease_key(n), owner, nx=True, ex=REDIS_LEASE)),
+        None,
+    )
+    if number is None:
+        pytest.fail(f"all Redis databases {REDIS_DATABASES} are leased by other test runs")
+    url = f"{root}/{number}"
+    redis.Redis.from_url(url).flushdb()  # what a killed run left behind
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        if leases.get(_lease_key(number)) == owner.encode():
+            leases.delete(_lease_key(number))
+
+
+def _lease_key(number: int) -> str:
+    return f"leadmagnet-tests:redis-db:{number}"
+
+
+@pytest.fixture
+def redis_db(redis_url: str) -> Iterator[str]:
+    """The URL of a Redis database leased to this test alone (see private_redis_db)."""
+    with private_redis_db(redis_url) as url:
+        yield url
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from service.extensions import db
 from service.models import ScheduledEmail
-from tests.conftest import SECRET, free_port, make_app, private_redis_db
+from tests.conftest import SECRET, free_port, make_app
 from tests.e2e.test_serve import serve, stop_and_check_children
 from tests.helpers import api_signup
 from tests.procs import (
@@ -82,11 +82,11 @@ def test_signups_while_redis_is_down_are_answered_and_delivered_when_it_returns(
         redis.stop()
 
 
-def test_a_worker_killed_mid_send_loses_no_email(tmp_path, pg_database, redis_url, smtpd):
+def test_a_worker_killed_mid_send_loses_no_email(tmp_path, pg_database, redis_db, smtpd):
     """SIGKILL while the SMTP server sits on DATA: after the lease the email goes out, once."""
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": private_redis_db(redis_url, 7),
+        "REDIS_URL": redis_db,
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -16,7 +16,7 @@ from service.extensions import db
 from service.message import new_message_id
 from service.models import ScheduledEmail, Subscriber
 from service.runtime import settings as app_settings
-from tests.conftest import SECRET, make_app, private_redis_db
+from tests.conftest import SECRET, make_app
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -60,8 +60,8 @@ def make_due_rows(app, count: int) -> set[str]:
         return {r["message_id"] for r in rows}
 
 
-def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_url, smtpd):
-    broker = private_redis_db(redis_url, 3)
+def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_db, smtpd):
+    broker = redis_db
     settings = {
         "DATABASE_URL": pg_database,
         "REDIS_URL": broker,

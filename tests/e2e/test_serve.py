@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SECRET, free_port, make_app, private_redis_db
+from tests.conftest import SECRET, free_port, make_app
 from tests.procs import BIN, Browser, alive, child_pids, clean_env, http_ok, start, stop, wait_until
 
 pytestmark = pytest.mark.slow
@@ -99,10 +99,10 @@ def test_embedded_default_from_form_to_outbox_to_unsubscribe(tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_postgres_redis_and_smtp(tmp_path, pg_database, redis_url, smtpd):
+def test_postgres_redis_and_smtp(tmp_path, pg_database, redis_db, smtpd):
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": private_redis_db(redis_url, 6),
+        "REDIS_URL": redis_db,
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -13,7 +13,7 @@ from service.clock import utcnow
 from service.extensions import db
 from service.models import ScheduledEmail
 from service.runtime import settings as app_settings
-from tests.conftest import SECRET, make_app, private_redis_db
+from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
@@ -21,11 +21,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
 def test_sigterm_finishes_the_send_in_hand_and_leaves_the_rest_claimable(
-    tmp_path, pg_database, redis_url, smtpd
+    tmp_path, pg_database, redis_db, smtpd
 ):
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": private_redis_db(redis_url, 8),
+        "REDIS_URL": redis_db,
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),

@@ -25,7 +25,7 @@ from service.dispatch import REQUEUE_AFTER
 from service.extensions import db
 from service.models import DeliveryAttempt, ScheduledEmail, Subscriber
 from service.runtime import settings as app_settings
-from tests.conftest import SECRET, make_app, private_redis_db
+from tests.conftest import SECRET, make_app
 from tests.e2e.test_race import make_due_rows
 from tests.helpers import dispatch_inline
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
@@ -43,11 +43,11 @@ def tail(path) -> str:
 
 
 def test_three_sigkills_lose_nothing_and_repeat_only_sends_cut_after_the_dot(
-    tmp_path, pg_database, redis_url, smtpd
+    tmp_path, pg_database, redis_db, smtpd
 ):
     seed = int(os.environ.get("FAULT_SEED") or time.time_ns() % 1_000_000)
     rng = random.Random(seed)
-    broker = private_redis_db(redis_url, 10)
+    broker = redis_db
     settings = {
         "DATABASE_URL": pg_database,
         "REDIS_URL": broker,

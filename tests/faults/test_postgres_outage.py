@@ -18,7 +18,7 @@ from service.clock import utcnow
 from service.dispatch import REQUEUE_AFTER
 from service.extensions import db
 from service.models import ScheduledEmail, Subscriber
-from tests.conftest import SECRET, make_app, private_redis_db, scratch_database
+from tests.conftest import SECRET, make_app, scratch_database
 from tests.faults.stack import SignupStream, Stack
 from tests.helpers import dispatch_inline
 from tests.procs import Browser, clean_env, wait_until
@@ -40,13 +40,13 @@ def clean_503(status: int, body: str, json_body: bool) -> bool:
 
 
 def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart(
-    tmp_path, redis_url, smtpd
+    tmp_path, redis_db, smtpd
 ):
     with scratch_database("pg_outage") as (url, admin):
         name = url.rsplit("/", 1)[1]
         settings = {
             "DATABASE_URL": url,
-            "REDIS_URL": private_redis_db(redis_url, 11),
+            "REDIS_URL": redis_db,
             "EMAIL_URL": smtpd.url,
             "SECRET_KEY": SECRET,
             "INSTANCE_PATH": str(tmp_path / "instance"),
