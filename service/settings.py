@@ -151,23 +151,62 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # what .env.example used to ship
+
+
 def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tuple[str, ...]:
     raw = _get(env, "SECRET_KEY")
     if raw is None:
         if not embedded:
-            raise SettingsError("SECRET_KEY", "is required when DATABASE_URL or REDIS_URL is set")
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is required when DATABASE_URL or REDIS_URL is set; make one: {MAKE_A_KEY}",
+            )
         return (_instance_secret(instance),)
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    if any(len(k) < 16 for k in keys):
-        raise SettingsError("SECRET_KEY", "must be at least 16 characters per key")
+    for position, key in enumerate(keys, start=1):
+        # Old keys too: links signed with any of them are accepted, so a weak one forges.
+        problem = _weak_key(key)
+        if problem and position > 1:
+            problem += f" (key {position} in the list: old keys still verify links)"
+        if problem:
+            raise SettingsError("SECRET_KEY", f"{problem}; make one: {MAKE_A_KEY}")
     return keys
+
+
+def _weak_key(key: str) -> str | None:
+    """Why a key could be guessed, or None: whoever has it forges every link."""
+    if key == EXAMPLE_SECRET_KEY:
+        return "is the placeholder from .env.example, which anyone can read"
+    if "change-me" in key.lower():
+        return "is a placeholder (it holds 'change-me'), not a secret"
+    if len(key) < 32:
+        return f"must be at least 32 characters, not {len(key)}"
+    if len(set(key)) < 10:
+        return f"must hold at least 10 different characters, not {len(set(key))}"
+    return None
 
 
 def _instance_secret(instance: Path) -> str:
     """The embedded default's key: generated once, kept beside the database."""
     path = instance / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        if not key:
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is unset and {path} is empty: delete the file to have a new key made (links "
+                "in emails sent before stop working) or put the old key back in it",
+            )
+        problem = _weak_key(key)
+        if problem:
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is unset and the key in {path} {problem}: delete the file to have a strong "
+                "one made (links in emails sent before stop working)",
+            )
+        return key
     instance.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
