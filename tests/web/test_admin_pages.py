@@ -107,9 +107,7 @@ def test_the_funnel_shows_confirmations_under_double_opt_in(env):
     assert api_signup(client, "doi@example.com").status_code == 202
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
-        token = tokens.make_timed_token(
-            runtime.settings(app).secret_keys, tokens.CONFIRM, person.id
-        )
+        token = tokens.make_timed_token(runtime.settings(app).secret_keys, tokens.CONFIRM, person)
     assert client.get(f"/confirm/{token}").status_code == 200
     body = signed_in(app, client, "/admin/")
     funnel = re.findall(r'funnel-count">(\d+)</span>\s*<span class="funnel-label">([^<]+)<', body)
@@ -167,8 +165,8 @@ def test_a_timeline_holds_consent_evidence_emails_downloads_and_the_unsubscribe(
         person = db.session.scalar(select(Subscriber))
         email = db.session.scalar(select(ScheduledEmail))
         keys = runtime.settings(app).secret_keys
-        guide = tokens.make_token(keys, tokens.GUIDE, person.id)
-        leave = tokens.make_token(keys, tokens.UNSUBSCRIBE, person.id)
+        guide = tokens.make_token(keys, tokens.GUIDE, person)
+        leave = tokens.make_token(keys, tokens.UNSUBSCRIBE, person)
         person_id, message_id = person.id, email.message_id
     with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
         assert client.get(f"/guide/{guide}").status_code == 200
