@@ -20,6 +20,7 @@ from ..broker import nudge
 from ..clock import utcnow
 from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
+from ..logs import mask
 from ..models import Subscriber
 from ..signup import sign_up
 from ..unsubscribe import unsubscribe
@@ -27,6 +28,8 @@ from ..validation import FORM_TRUE, SignupInput
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
+# Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
+bp.add_app_template_filter(mask, "masked")
 SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
 
 
