@@ -152,7 +152,12 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
 
 
 MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
-EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # what .env.example used to ship
+# Keys printed where anyone reads them: what .env.example used to ship, README's examples.
+PUBLISHED_KEYS = {
+    "change-me-to-a-long-random-string",
+    "q7mX2Lr9-Vt4Kc8Zp1Hs6Wn3Jb5Yd0Fg_Ea2Uo7Ri4Tl9Nx6Mz1Cq8Pw3Sv5Bk",
+    "Xh4Tz9Qw2Lm7Rc1Vp6Jn8Kd3Fs5Ya0Gb_Eu2Ot9Ri4Wl7Nx6Mz1Cq8Pw3Sv5Hk",
+}
 
 
 def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tuple[str, ...]:
@@ -177,8 +182,8 @@ def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tupl
 
 def _weak_key(key: str) -> str | None:
     """Why a key could be guessed, or None: whoever has it forges every link."""
-    if key == EXAMPLE_SECRET_KEY:
-        return "is the placeholder from .env.example, which anyone can read"
+    if key in PUBLISHED_KEYS:
+        return "is an example published with leadmagnet, which anyone can read"
     if "change-me" in key.lower():
         return "is a placeholder (it holds 'change-me'), not a secret"
     if len(key) < 32:

@@ -11,7 +11,7 @@ import pytest
 from service.settings import Settings, SettingsError
 from tests.conftest import SECRET
 from tests.procs import BIN
-from tests.test_compose import env_example
+from tests.test_compose import ROOT, env_example
 
 MAKE_A_KEY = "secrets.token_urlsafe(48)"
 WEAK = {
@@ -101,3 +101,11 @@ def test_the_generated_instance_key_is_kept_and_accepted(tmp_path: Path):
     first = Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_keys
     assert Settings.from_env({"INSTANCE_PATH": str(tmp_path)}).secret_keys == first
     assert len(first[0]) >= 32
+
+
+def test_the_readme_example_keys_are_refused():
+    section = (ROOT / "README.md").read_text().split("### Rotating SECRET_KEY", 1)[1]
+    line = next(line for line in section.splitlines() if line.startswith("SECRET_KEY="))
+    for key in line.removeprefix("SECRET_KEY=").split(","):
+        with pytest.raises(SettingsError, match="published"):
+            Settings.from_env({"SECRET_KEY": key, "INSTANCE_PATH": "unused"})
