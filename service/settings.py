@@ -198,18 +198,13 @@ def _instance_secret(instance: Path) -> str:
     path = instance / "secret_key"
     if path.exists():
         key = path.read_text().strip()
-        if not key:
-            raise SettingsError(
-                "SECRET_KEY",
-                f"is unset and {path} is empty: delete the file to have a new key made (links "
-                "in emails sent before stop working) or put the old key back in it",
-            )
-        problem = _weak_key(key)
+        problem = _weak_key(key) if key else "is empty"
         if problem:
             raise SettingsError(
                 "SECRET_KEY",
-                f"is unset and the key in {path} {problem}: delete the file to have a strong "
-                "one made (links in emails sent before stop working)",
+                f"is unset and the key in {path} {problem}: put the old key back in the file, "
+                "or delete the file to have a strong one made (links in emails sent before "
+                "then stop working)",
             )
         return key
     instance.mkdir(parents=True, exist_ok=True)
