@@ -188,3 +188,14 @@ def test_an_id_only_link_from_before_the_upgrade_still_works(bare_app: Flask):
     answer = client.post(link(tokens.UNSUBSCRIBE), data={"List-Unsubscribe": "One-Click"})
     assert answer.status_code == 200
     assert [row["status"] for row in subscriber_rows(bare_app)] == ["unsubscribed"]
+
+
+@pytest.mark.parametrize("bare_app", ["sqlite"], indirect=True)
+def test_sqlite_foreign_keys_hold_again_after_the_upgrade(bare_app: Flask):
+    """Migrations run with them off; the pooled connection must not keep it that way."""
+    seed_0005(bare_app, ["gone@example.com"])
+    head(bare_app)
+    with bare_app.app_context():
+        db.session.execute(sa.text("DELETE FROM subscriber"))
+        db.session.commit()
+    assert children(bare_app) == (0, 0)  # ON DELETE CASCADE took the person's records
