@@ -15,6 +15,7 @@ from .extensions import csrf, db, limiter, migrate
 from .proxies import TrustedProxyFix
 from .sequence import SequenceError, load_sequence
 from .settings import Settings, SettingsError
+from .untrusted_json import JSONProvider
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_BODY = 16 * 1024
@@ -29,6 +30,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.json = JSONProvider(app)
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     prepare_folders(settings)
     app.extensions["leadmagnet.settings"] = settings
