@@ -8,19 +8,25 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from .. import owners
 from ..clock import utcnow
 from ..extensions import db, limiter
 from ..models import Owner
+from .limitkeys import hashed_key
 
 bp = Blueprint("login", __name__)
 SESSION_KEY = "owner"
 # However long the browser keeps the cookie, a sign-in is good for this long.
 MAX_AGE = timedelta(hours=12)
-PER_IP = "10/minute"
-PER_ADDRESS = "10/minute"
+# Only failed sign-ins count. Per client, whatever the address (guessing many accounts);
+# per address from one client (guessing one). Never per address alone: anyone who knows the
+# owner's address could then lock the owner out, where the owner's own client, which has
+# not failed, gets through.
+PER_CLIENT = "10/minute;50/hour"
+PER_ADDRESS_AND_CLIENT = "5/minute;20/hour"
 # One message whatever was wrong, so the form tells nobody which addresses are owners.
 REFUSED = "That email address and password do not match. Please try again."
 # The page embeds nothing and submits only here; nothing may frame it (clickjacking).
@@ -79,8 +85,13 @@ def _next_page(value: str | None) -> str:
     return value if safe else url_for("admin.dashboard")
 
 
-def _address_key() -> str:
-    return "owner-login:" + request.form.get("email", "").strip().casefold()[:320]
+def _address_and_client_key() -> str:
+    address = request.form.get("email", "").strip().casefold()[:320]
+    return hashed_key("owner-login", f"{address} {get_remote_address()}")
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code == 422
 
 
 @bp.after_request
@@ -89,8 +100,13 @@ def lock_down(response: Response) -> Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(PER_IP, methods=["POST"])
-@limiter.limit(PER_ADDRESS, key_func=_address_key, methods=["POST"])
+@limiter.limit(PER_CLIENT, methods=["POST"], deduct_when=_refused)
+@limiter.limit(
+    PER_ADDRESS_AND_CLIENT,
+    key_func=_address_and_client_key,
+    methods=["POST"],
+    deduct_when=_refused,
+)
 def login() -> ResponseReturnValue:
     target = _next_page(request.values.get("next"))
     if request.method == "GET":

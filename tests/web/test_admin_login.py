@@ -156,23 +156,55 @@ def limited_app(env):
         db.engine.dispose()
 
 
-def test_ten_tries_a_minute_per_address(limited_app):
+def attempt_from(app, ip: str, email: str, password: str):
+    client = app.test_client()
+    where = {"REMOTE_ADDR": ip}
+    page = client.get("/login", environ_base=where).get_data(as_text=True)
+    data = {"csrf_token": CSRF.search(page).group(1), "email": email, "password": password}
+    return client.post("/login", data=data, environ_base=where)
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(limited_app):
     with limited_app.app_context():
         owners.create(*OWNER)
+    with time_machine.travel(START, tick=False):
+        # Someone who knows the owner's address: several clients, more wrong passwords than
+        # any one client may try.
+        for n in range(3):
+            for _ in range(5):
+                assert (
+                    attempt_from(limited_app, f"192.0.2.{n + 1}", OWNER[0], "x").status_code == 422
+                )
+        # The owner, from a client that has not failed: in at once.
+        assert (
+            attempt_from(limited_app, "198.51.100.7", "OWNER@example.com", OWNER[1]).status_code
+            == 303
+        )
+
+
+def test_five_failures_a_minute_for_one_address_from_one_client(limited_app):
+    with limited_app.app_context():
+        owners.create(*OWNER)
+    client = limited_app.test_client()
     with time_machine.travel(START, tick=False) as traveller:
-        for n in range(10):
-            client = limited_app.test_client()
-            address = {"REMOTE_ADDR": f"192.0.2.{n + 1}"}
-            page = client.get("/login", environ_base=address).get_data(as_text=True)
-            data = {"csrf_token": CSRF.search(page).group(1), "email": OWNER[0], "password": "x"}
-            assert client.post("/login", data=data, environ_base=address).status_code == 422
-        # From yet another address, and with the right password: this address is resting.
-        client = limited_app.test_client()
-        refused = attempt(client, "OWNER@example.com", OWNER[1])
+        for _ in range(5):
+            assert attempt(client, OWNER[0], "wrong password").status_code == 422
+        # Resting for this address, even with the right password (this client was guessing)...
+        refused = attempt(client, "Owner@Example.com", OWNER[1])
         assert refused.status_code == 429
-        assert attempt(client, "other@example.com", "x").status_code == 422
+        assert OWNER[0] not in refused.get_data(as_text=True)
+        # ...while this client may still try another address.
+        assert attempt(client, "someone-else@example.com", "x").status_code == 422
         traveller.shift(timedelta(minutes=1))
         assert attempt(client, *OWNER).status_code == 303
+
+
+def test_signing_in_successfully_uses_up_no_allowance(limited_app):
+    with limited_app.app_context():
+        owners.create(*OWNER)
+    with time_machine.travel(START, tick=False):
+        for _ in range(11):
+            assert attempt(limited_app.test_client(), *OWNER).status_code == 303
 
 
 def test_ten_tries_a_minute_per_client(limited_app):
