@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -47,17 +46,19 @@ def secure_headers(response: Response, csp: str = CSP) -> Response:
 
 def current_owner() -> Owner | None:
     """The signed-in owner, or None: no session, an expired one, or one made before the
-    owner's password last changed."""
+    owner last signed out or changed the password (a copied cookie included)."""
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
-    owner_id, stamp, at = data.get("id"), data.get("stamp"), data.get("at")
-    if not (isinstance(owner_id, int) and isinstance(stamp, str) and isinstance(at, int | float)):
+    owner_id, generation, at = data.get("id"), data.get("generation"), data.get("at")
+    if not all(isinstance(v, int) for v in (owner_id, generation)) or not isinstance(
+        at, int | float
+    ):
         return None
     if utcnow().timestamp() - at > MAX_AGE.total_seconds():
         return None
     owner = db.session.get(Owner, owner_id)
-    if owner is None or not hmac.compare_digest(stamp, owners.session_stamp(owner)):
+    if owner is None or owner.session_generation != generation:
         return None
     return owner
 
@@ -67,7 +68,7 @@ def _sign_in(owner: Owner) -> None:
     session.clear()
     session[SESSION_KEY] = {
         "id": owner.id,
-        "stamp": owners.session_stamp(owner),
+        "generation": owner.session_generation,
         "at": int(utcnow().timestamp()),
     }
 
@@ -123,5 +124,8 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    owner = current_owner()
+    if owner is not None:
+        owners.end_sessions(owner)  # a copy of this cookie, wherever it is, ends here too
     session.clear()
     return redirect(url_for("login.login"), code=303)

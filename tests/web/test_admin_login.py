@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from werkzeug.security import generate_password_hash
 
 from service import owners
 from service.extensions import db
@@ -108,13 +107,39 @@ def test_signing_out_is_a_post_with_csrf_and_ends_the_session(app, client, owner
     assert client.get("/admin/").status_code == 302
 
 
-def test_a_stolen_cookie_stops_working_when_the_password_changes(app, client, owner):
+def copy_of_the_cookie(app, client):
+    """A second browser holding the same session cookie (copied, stolen)."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def test_signing_out_ends_a_copied_cookie_too(app, client, owner):
     sign_in_owner(app, client)
-    with app.app_context():
-        stored = db.session.query(Owner).one()
-        stored.password_hash = generate_password_hash("a brand new password", method="scrypt")
-        db.session.commit()
+    thief = copy_of_the_cookie(app, client)
+    assert thief.get("/admin/").status_code == 200
+    client.post("/logout", data={"csrf_token": token(client, "/admin/")})
+    assert thief.get("/admin/").status_code == 302
+    assert thief.get("/outbox").status_code == 404
+    # Signing in again makes a new session; the copy stays dead.
+    sign_in_owner(app, client)
+    assert client.get("/admin/").status_code == 200
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_a_new_password_ends_every_session(app, client, owner):
+    sign_in_owner(app, client)
+    thief = copy_of_the_cookie(app, client)
+    result = app.test_cli_runner().invoke(
+        args=["admin", "password", "Owner@Example.com", "--password-stdin"],
+        input="a brand new password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "every session of theirs has ended" in result.output
     assert client.get("/admin/").status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert attempt(client, *OWNER).status_code == 422  # the old password is gone
+    assert attempt(client, OWNER[0], "a brand new password").status_code == 303
 
 
 def test_a_session_lasts_twelve_hours(app, client, owner):
