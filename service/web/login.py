@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
@@ -74,7 +74,10 @@ def _sign_in(owner: Owner) -> None:
 
 
 def _next_page(value: str | None) -> str:
-    """Where to go after signing in: an /admin page of this site, never anywhere else."""
+    """Where to go after signing in: an /admin page of this site, never anywhere else. A
+    control character (a CR LF to split the Location header) is a bad request."""
+    if value and not value.isprintable():
+        abort(400)
     parts = urlsplit(value or "")
     safe = (
         value

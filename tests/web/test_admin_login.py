@@ -161,6 +161,17 @@ def test_after_signing_in_only_admin_pages_of_this_site_are_a_destination(
     assert answer.headers["Location"] == "/admin/"
 
 
+SPLIT = "/admin\r\nSet-Cookie: session=planted"
+
+
+def test_a_destination_with_a_line_break_is_a_bad_request(app, client, owner):
+    assert client.get("/login", query_string={"next": SPLIT}).status_code == 400
+    assert attempt(client, *OWNER, next=SPLIT).status_code == 400
+    sign_in_owner(app, client)
+    assert client.get("/login", query_string={"next": SPLIT}).status_code == 400
+    assert client.get("/login", query_string={"next": "/admin\u2028"}).status_code == 400
+
+
 def test_after_signing_in_the_page_asked_for_opens(app, client, owner):
     answer = attempt(client, *OWNER, next="/admin/subscribers?status=active")
     assert answer.headers["Location"] == "/admin/subscribers?status=active"
