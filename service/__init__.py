@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import logs
 from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
+from .file_modes import private_folder, private_sqlite_file
 from .proxies import TrustedProxyFix
 from .sequence import SequenceError, load_sequence
 from .settings import Settings, SettingsError
@@ -31,7 +32,8 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.json = JSONProvider(app)
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.instance_path)
+    private_sqlite_file(settings.database_url)
     prepare_folders(settings)
     app.extensions["leadmagnet.settings"] = settings
     app.config.update(_flask_config(settings))

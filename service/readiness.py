@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import runtime
 from .clock import utcnow
 from .extensions import db
+from .file_modes import PRIVATE_FOLDER
 from .transport import probe
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def _probe_mail(app: Flask) -> str | None:
         folder = url.path
         with contextlib.suppress(OSError):
             # As the file transport would make it: for the service's user alone.
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             return f"outbox folder not writable: {folder}"
         return None
