@@ -264,3 +264,6 @@ class Owner(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))  # werkzeug scrypt
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sessions carry the value they were made with; signing out and a new password bump it,
+    # so a copied session cookie stops working with them.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import secrets
@@ -26,6 +27,11 @@ DEFAULT_SEQUENCE_FILE = Path(__file__).resolve().parent.parent / "email_template
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 SNS_TOPIC_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
+HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+# Names a DNS rebinding attack cannot make a browser send: always allowed in Host.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+# Peers whose X-Forwarded-* headers count (with TRUSTED_PROXIES): where proxies live.
+PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 
 class SettingsError(SystemExit):
@@ -84,6 +90,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # Operations: proxies in front (hop count), metrics, log lines.
     trusted_proxies: int = 0
+    trusted_proxy_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Host names the app answers to besides PUBLIC_URL's and the loopback names.
+    allowed_hosts: tuple[str, ...] = ()
+    # Loopback clients may read /outbox without signing in (the newcomer's first hour).
+    outbox_open_locally: bool = False
     metrics_token: str | None = None
     metrics_port: int | None = None
     log_format: str = "json"
@@ -92,6 +103,12 @@ class Settings:
     def templates_dir(self) -> Path:
         """Email templates live beside the sequence file that names them."""
         return self.sequence_file.parent
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """Every name the app answers to in Host (X-Forwarded-Host behind proxies)."""
+        public = (urlsplit(self.public_url).hostname or "").lower()
+        return tuple(dict.fromkeys((public, *LOOPBACK_HOSTS, *self.allowed_hosts)))
 
     @property
     def broker_url(self) -> str:
@@ -140,6 +157,11 @@ class Settings:
             sendgrid_webhook_public_key=_sendgrid_key(_get(env, "SENDGRID_WEBHOOK_PUBLIC_KEY")),
             allowed_origins=_origins(_get(env, "ALLOWED_ORIGINS")),
             trusted_proxies=_hop_count(_get(env, "TRUSTED_PROXIES")),
+            trusted_proxy_addresses=_networks(
+                _get(env, "TRUSTED_PROXY_ADDRESSES") or PRIVATE_NETWORKS
+            ),
+            allowed_hosts=_host_names(_get(env, "ALLOWED_HOSTS")),
+            outbox_open_locally=_outbox_open_locally(env),
             metrics_token=_shared_secret("METRICS_TOKEN", _get(env, "METRICS_TOKEN")),
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
@@ -435,6 +457,42 @@ def _hop_count(raw: str | None) -> int:
             "TRUSTED_PROXIES", f"must be a number of proxies (0, 1, 2, ...), not {raw!r}"
         )
     return value
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                "TRUSTED_PROXY_ADDRESSES",
+                f"holds {item!r}, which is not an address or network like 10.0.0.0/8",
+            ) from None
+    return tuple(networks)
+
+
+def _host_names(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated bare host names (an internal service name, a scraper's target)."""
+    names = [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
+    for name in names:
+        if not HOST_NAME.fullmatch(name):
+            raise SettingsError(
+                "ALLOWED_HOSTS",
+                f"holds {name!r}, which is not a host name like web or metrics.internal "
+                "(no scheme, no port)",
+            )
+    return tuple(names)
+
+
+def _outbox_open_locally(env: Mapping[str, str]) -> bool:
+    wanted = _boolean(env, "OUTBOX_OPEN_LOCALLY", False)
+    if wanted and _hop_count(_get(env, "TRUSTED_PROXIES")):
+        raise SettingsError(
+            "OUTBOX_OPEN_LOCALLY",
+            "cannot be true with TRUSTED_PROXIES: behind a proxy every visitor may look local",
+        )
+    return wanted
 
 
 def _port(name: str, raw: str | None) -> int | None:

@@ -6,6 +6,7 @@ from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import limiter
+from .limitkeys import hashed_key
 
 PER_IP = "30/minute;300/hour;2000/day"
 PER_ADDRESS = "5/hour;20/day"
@@ -17,7 +18,7 @@ def _address_key() -> str:
     except HTTPException:  # too large or unreadable: the view answers that, not the limiter
         return "address:"
     value = body.get("email") if hasattr(body, "get") else None
-    return "address:" + (value.strip().casefold()[:320] if isinstance(value, str) else "")
+    return hashed_key("address", value.strip().casefold()[:320] if isinstance(value, str) else "")
 
 
 def _accepted(response: Response) -> bool:
