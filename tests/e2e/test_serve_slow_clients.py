@@ -4,6 +4,7 @@ takes it, so clients trickling their bodies hold no thread, and stalled ones are
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.webserver import CLEANUP_INTERVAL, IDLE_TIMEOUT
+from service.webserver import CLEANUP_INTERVAL, IDLE_TIMEOUT, MAX_BODY
 from tests.conftest import SECRET
 from tests.e2e.test_serve import serve, stop_and_check_children
 from tests.procs import BIN, Browser, clean_env, wait_until
@@ -68,3 +69,16 @@ def test_the_app_still_reads_forwarded_headers(served):
     assert shown.returncode == 0, shown.stderr
     [consent] = json.loads(shown.stdout)["consents"]
     assert consent["ip"] == "203.0.113.5"
+
+
+def test_a_body_over_a_mebibyte_is_refused_before_it_arrives(served):
+    """waitress buffers a body whole before the app sees it: one larger than any the app takes
+    (webhooks, 1 MiB) is refused on its Content-Length alone, not buffered first."""
+    base, _folder = served
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /webhooks/postmark HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
