@@ -25,9 +25,13 @@ SETTING_CALL = re.compile(
 )
 
 
+def load_services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
 @pytest.fixture(scope="module")
 def services() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return load_services()
 
 
 def env_example() -> dict[str, str]:

@@ -23,7 +23,7 @@ from service.models import ConsentRecord, Subscriber
 from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.procs import BIN, clean_env, http_ok, start, stop, wait_until
 from tests.slow_clients import Trickle, healthz, healthz_in_parallel
-from tests.test_compose import ROOT
+from tests.test_compose import ROOT, interpolate, load_services
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 SLOW_CLIENTS = 12  # more than gunicorn's 2 workers x 4 threads
@@ -42,6 +42,11 @@ def gunicorn_command(port: int) -> list[str]:
     assert cmd[0] == "gunicorn" and "0.0.0.0:8000" in cmd, cmd
     local = [f"127.0.0.1:{port}" if arg == "0.0.0.0:8000" else arg for arg in cmd[1:]]
     return [str(BIN / "gunicorn"), *local]
+
+
+def compose_setting(service: str, name: str) -> str:
+    """A setting as docker-compose.yml gives it to a service (with its defaults)."""
+    return interpolate(str(load_services()[service]["environment"][name]), {})
 
 
 @dataclass
@@ -81,7 +86,7 @@ def stack(tmp_path_factory, pg_database, redis_url) -> Iterator[Stack]:
             "INSTANCE_PATH": str(folder / "instance"),
             "EMAIL_URL": f"file://{folder / 'outbox'}",
             "PUBLIC_URL": f"http://127.0.0.1:{caddy_port}",
-            "TRUSTED_PROXIES": "1",  # as docker-compose.yml sets it
+            "TRUSTED_PROXIES": compose_setting("web", "TRUSTED_PROXIES"),
         }
         app = make_app(settings)  # a clean schema at head, as the migrate service leaves it
         web_env = clean_env(**settings)
