@@ -151,7 +151,7 @@ def main() -> None:
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS,
-        "SECRET_KEY": "bench-secret-key-0123456789",
+        "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
         "EMAIL_URL": f"smtp://127.0.0.1:{port}",
         "INSTANCE_PATH": tempfile.mkdtemp(),
     }

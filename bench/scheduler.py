@@ -20,8 +20,10 @@ from service.extensions import db
 
 BASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 FILL = """
-INSERT INTO subscriber (email, email_key, status, created_at, updated_at, guide_downloads)
-SELECT 's' || n || '@example.com', 's' || n || '@example.com', 'active', now(), now(), 0
+INSERT INTO subscriber (email, email_key, status, created_at, updated_at, guide_downloads,
+                        token_key)
+SELECT 's' || n || '@example.com', 's' || n || '@example.com', 'active', now(), now(), 0,
+       md5(random()::text)
 FROM generate_series(1, :rows) AS n;
 INSERT INTO scheduled_email (subscriber_id, step_id, purpose, status, anchor_at, due_at,
                              attempts, message_id, created_at)
@@ -72,7 +74,7 @@ def main() -> None:
         app = create_app(
             {
                 "DATABASE_URL": database_url,
-                "SECRET_KEY": "bench-secret-key-0123456789",
+                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
                 "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-"),
             }
         )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from service.settings import Settings
+from tests.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "web", "worker", "beat")
@@ -87,6 +88,8 @@ def test_env_example_names_exactly_the_settings():
 
 
 def test_env_example_values_are_valid():
-    settings = Settings.from_env(env_example())
+    example = env_example()
+    assert example["SECRET_KEY"] == ""  # a key shipped in the repository would be public
+    settings = Settings.from_env({**example, "SECRET_KEY": SECRET})
     assert settings.redis_url and settings.database_url.startswith("postgresql")
     assert settings.ratelimit_enabled

@@ -13,12 +13,14 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
 from .. import runtime, tokens
 from ..broker import nudge
 from ..clock import utcnow
 from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
+from ..logs import mask
 from ..models import Subscriber, SubscriberStatus
 from ..signup import sign_up
 from ..unsubscribe import unsubscribe
@@ -26,14 +28,36 @@ from ..validation import FORM_TRUE, SignupInput
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
+# Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
+bp.add_app_template_filter(mask, "masked")
 SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
 
 
-def _subscriber_id(purpose: str, token: str) -> int:
-    subscriber_id = tokens.read_token(runtime.settings().secret_keys, purpose, token)
-    if subscriber_id is None:
+def _holder(claim: tokens.Claim | None) -> int:
+    """The id of the subscriber a genuine token was made for: 404 for anyone else, such as
+    a newcomer holding the id of someone erased (columns only: the routes load the row)."""
+    row = None
+    if claim is not None:
+        row = db.session.execute(
+            select(Subscriber.token_key, Subscriber.legacy_tokens).where(
+                Subscriber.id == claim.subscriber_id
+            )
+        ).one_or_none()
+    if row is None or not tokens.binds(claim, row.token_key, row.legacy_tokens):
         abort(404)
-    return subscriber_id
+    return claim.subscriber_id
+
+
+def _subscriber_id(purpose: str, token: str) -> int:
+    return _holder(tokens.read_token(runtime.settings().secret_keys, purpose, token))
+
+
+def _confirm_token(token: str) -> tuple[int, bool]:
+    """(subscriber id, expired) of a confirmation token; 404 unless it binds to its row."""
+    claim, expired = tokens.read_timed_token(
+        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
+    )
+    return _holder(claim), expired
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "HEAD"])
@@ -96,19 +120,6 @@ def resubscribe(token: str) -> ResponseReturnValue:
     return redirect(url_for("signup.thanks"), code=303)
 
 
-def _confirm_token(token: str) -> tuple[int, bool]:
-    """The subscriber id a confirmation link names, and whether it has expired (404 if forged)."""
-    subscriber_id, expired = tokens.read_timed_token(
-        runtime.settings().secret_keys,
-        tokens.CONFIRM,
-        token,
-        int(CONFIRM_MAX_AGE.total_seconds()),
-    )
-    if subscriber_id is None:
-        abort(404)
-    return subscriber_id, expired
-
-
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> ResponseReturnValue:
     """Only shows a button: link scanners open every link in an email within seconds, and
@@ -141,10 +152,8 @@ def confirm_post(token: str) -> ResponseReturnValue:
 @bp.post("/confirm/<token>/resend")
 def confirm_resend(token: str) -> ResponseReturnValue:
     """An expired link's page offers a fresh one (still at most one a day per mailbox)."""
-    subscriber_id, _expired = tokens.read_timed_token(
-        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
-    )
-    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+    subscriber_id, _expired = _confirm_token(token)
+    subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         abort(404)
     nudge(current_app, resend_confirmation(subscriber))

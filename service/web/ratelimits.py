@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..addresses import mailbox_key
 from ..extensions import limiter
+from .limitkeys import hashed_key
 
 PER_IP = "30/minute;300/hour;2000/day"
 PER_ADDRESS = "5/hour;20/day"
@@ -21,12 +22,12 @@ def _address_key() -> str:
         return "address:"
     value = body.get("email") if hasattr(body, "get") else None
     if not isinstance(value, str):
-        return "address:"
+        return hashed_key("address", "")
     # Per mailbox, not per spelling: "Ann+1@" to "ann+9@", in any Unicode form the
     # validator folds (fullwidth, IDN), draw on one allowance.
     with contextlib.suppress(EmailNotValidError):  # the view refuses it: no allowance used
         value = validate_email(value.strip(), check_deliverability=False).normalized
-    return "address:" + mailbox_key(value[:320])
+    return hashed_key("address", mailbox_key(value[:320]))
 
 
 def _accepted(response: Response) -> bool:

@@ -176,7 +176,9 @@ def test_suppression_survives_a_key_rotation(env):
         db.session.commit()
     from service import create_app
 
-    rotated = create_app({**env, "SECRET_KEY": "brand-new-key-0123456789," + env["SECRET_KEY"]})
+    rotated = create_app(
+        {**env, "SECRET_KEY": "brand-new-key-Pw5Rk8Tz2Mv9Qx4Ln7Hb3Gd," + env["SECRET_KEY"]}
+    )
     with rotated.app_context():
         assert is_suppressed("rot@example.com")
 

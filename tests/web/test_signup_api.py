@@ -185,6 +185,17 @@ def test_malformed_json_answers_400(app: Flask, client: FlaskClient, body: str):
     assert subscribers(app) == 0
 
 
+NESTED = "[" * 14_000  # deeper than the parser's recursion limit, well under 16 KiB
+
+
+@pytest.mark.parametrize("body", [NESTED, '{"email": ' + NESTED], ids=["array", "in-object"])
+def test_deeply_nested_json_answers_400(app: Flask, client: FlaskClient, body: str):
+    response = client.post("/api/subscribe", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the body is not valid JSON"}
+    assert subscribers(app) == 0
+
+
 @pytest.mark.parametrize(
     "payload",
     [["ann@example.com"], "ann@example.com", None, 1],
@@ -461,4 +472,6 @@ def test_oversized_and_malformed_bodies_keep_their_answers_with_rate_limits_on(l
     assert broken.status_code == 400
     listed = client.post("/api/subscribe", json=["ann@example.com"])
     assert listed.status_code == 400
+    nested = client.post("/api/subscribe", data=NESTED, content_type="application/json")
+    assert nested.status_code == 400
     assert subscribers(limited_app) == 0
