@@ -83,7 +83,8 @@ def _load(email_id: int) -> tuple[ScheduledEmail | None, Subscriber | None]:
 
 def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
     """One fresh read just before SMTP: still claimed by us, subscriber still in, the
-    address not suppressed (an unsubscribe or a webhook since the claim wins)."""
+    address not suppressed (an unsubscribe or a webhook since the claim wins). A
+    confirmation goes to a suppressed address: it is the one way back after an opt-out."""
     suppressed = exists().where(Suppression.email_hash.in_(address_hashes(subscriber.email)))
     row = db.session.execute(
         select(ScheduledEmail.status, Subscriber.status, suppressed)
@@ -94,7 +95,7 @@ def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
         row is not None
         and row[0] == EmailStatus.SENDING
         and row[1] == _wanted_status(email)
-        and not row[2]
+        and (not row[2] or email.purpose == Purpose.CONFIRM)
     )
 
 

@@ -77,7 +77,14 @@ class Subscriber(db.Model):
     email: Mapped[str] = mapped_column(String(320))  # normalized by email-validator
     # One person, one row: "Ann@X.org" and "ann@x.org" are the same subscriber.
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    # The inbox behind the address (service/addresses.py): limits count per mailbox, so
+    # "ann+1@" to "ann+9@" cannot each draw a confirmation email.
+    mailbox_key: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(100))
+    # A repeat signup's name and zone wait here: only the confirmation link, which proves
+    # the person reads the address, makes them the subscriber's.
+    requested_first_name: Mapped[str | None] = mapped_column(String(100))
+    requested_time_zone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE)
     time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -103,6 +110,7 @@ class Subscriber(db.Model):
     # otherwise hand an erased person's id to the next newcomer.
     __table_args__ = (
         Index("ix_subscriber_status_created", "status", "created_at"),
+        Index("ix_subscriber_mailbox_key", "mailbox_key"),
         {"sqlite_autoincrement": True},
     )
 

@@ -21,7 +21,7 @@ from ..clock import utcnow
 from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
 from ..logs import mask
-from ..models import Subscriber
+from ..models import Subscriber, SubscriberStatus
 from ..signup import sign_up
 from ..unsubscribe import unsubscribe
 from ..validation import FORM_TRUE, SignupInput
@@ -115,12 +115,30 @@ def resubscribe(token: str) -> ResponseReturnValue:
             "unsubscribe.html", subscriber=subscriber, done=True, error=error
         ), 422
     data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
-    nudge(current_app, sign_up(data, request_meta("resubscribe-page")))
+    # The token came in an email to this address: proof enough to come back at once.
+    nudge(current_app, sign_up(data, request_meta("resubscribe-page"), proven=True))
     return redirect(url_for("signup.thanks"), code=303)
 
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> ResponseReturnValue:
+    """Only shows a button: link scanners open every link in an email within seconds, and
+    must not confirm for the person (as GET /unsubscribe never unsubscribes)."""
+    subscriber_id, expired = _confirm_token(token)
+    if expired:
+        return render_template("confirm.html", state="expired", token=token), 410
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        abort(404)
+    if subscriber.status != SubscriberStatus.PENDING:
+        return render_template("confirm.html", state="confirmed")
+    name = subscriber.requested_first_name or subscriber.first_name
+    return render_template("confirm.html", state="ask", name=name)
+
+
+@bp.post("/confirm/<token>")
+@csrf.exempt  # the signed token is the proof, as for one-click unsubscribe; scanners only GET
+def confirm_post(token: str) -> ResponseReturnValue:
     subscriber_id, expired = _confirm_token(token)
     if expired:
         return render_template("confirm.html", state="expired", token=token), 410
@@ -133,7 +151,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 
 @bp.post("/confirm/<token>/resend")
 def confirm_resend(token: str) -> ResponseReturnValue:
-    """An expired link's page offers a fresh one (still at most one a day per address)."""
+    """An expired link's page offers a fresh one (still at most one a day per mailbox)."""
     subscriber_id, _expired = _confirm_token(token)
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:

@@ -108,7 +108,7 @@ def test_the_funnel_shows_confirmations_under_double_opt_in(env):
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
         token = tokens.make_timed_token(runtime.settings(app).secret_keys, tokens.CONFIRM, person)
-    assert client.get(f"/confirm/{token}").status_code == 200
+    assert client.post(f"/confirm/{token}").status_code == 200
     body = signed_in(app, client, "/admin/")
     funnel = re.findall(r'funnel-count">(\d+)</span>\s*<span class="funnel-label">([^<]+)<', body)
     assert funnel[:2] == [("1", "Signed up"), ("1", "Confirmed")]

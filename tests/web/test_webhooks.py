@@ -29,6 +29,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from service.confirm import confirm
+from service.consent import RequestMeta
 from service.extensions import db
 from service.models import EmailStatus, ScheduledEmail, Subscriber, WebhookEvent
 from service.settings import Settings, SettingsError
@@ -810,6 +812,10 @@ def test_signing_up_again_after_soft_bounces_starts_the_count_afresh(
         webhook.send("soft", n)
     assert state(app).status == "bounced"
     assert api_signup(client, ANN, first_name="Ann").status_code == 202
+    assert state(app).status == "pending"  # back only through the confirmation link
+    with app.app_context():
+        person = db.session.scalar(select(Subscriber))
+        confirm(person.id, RequestMeta("test", None, None, None))
     assert state(app).status == "active"
     webhook.send("soft", 5)
     assert state(app).status == "active"
