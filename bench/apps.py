@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 
 from service import create_app as create_service_app
-from service.extensions import csrf
-from service.validation import validate_signup
+from service.capture.validation import validate_signup
+from service.core.extensions import csrf
 
 
 def create_app() -> Flask:

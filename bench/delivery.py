@@ -20,13 +20,14 @@ from flask_migrate import upgrade
 from sqlalchemy import func, insert, select, text
 
 from bench.common import create_scratch_database, drop_scratch_database, free_port, header, verdict
-from service import create_app, runtime
-from service.broker import DISPATCH, celery_config
-from service.emails import compose, render_for
-from service.extensions import db
-from service.message import new_message_id
-from service.models import ScheduledEmail, Subscriber
-from service.transport import SmtpTransport
+from service import create_app
+from service.core.broker import DISPATCH, celery_config
+from service.core.extensions import db
+from service.core.models import ScheduledEmail, Subscriber
+from service.sending import runtime
+from service.sending.compose import compose, render_for
+from service.sending.message import new_message_id
+from service.sending.transport import SmtpTransport
 
 BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")

@@ -17,12 +17,13 @@ from bench.common import (
     peak_rss_mb,
     verdict,
 )
-from service import create_app, runtime
-from service.emails import context
-from service.message import build_message
-from service.rendering import render_email
-from service.sequence_check import sample_subscriber
-from service.transport import SMTP_POLICY
+from service import create_app
+from service.content.rendering import render_email
+from service.sending import runtime
+from service.sending.compose import context
+from service.sending.message import build_message
+from service.sending.sequence_check import sample_subscriber
+from service.sending.transport import SMTP_POLICY
 
 GOAL = 2.5
 

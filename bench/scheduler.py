@@ -14,9 +14,9 @@ import time
 from sqlalchemy import text
 
 from bench.common import create_scratch_database, drop_scratch_database, header, verdict
-from service.clock import utcnow
-from service.dispatch import claim_due
-from service.extensions import db
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.sending.dispatch import claim_due
 
 BASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 FILL = """

@@ -44,11 +44,13 @@ def seed(app) -> int:
     import time_machine
     from sqlalchemy import select
 
-    from service import owners, runtime, tokens
-    from service.consent import RequestMeta
-    from service.extensions import db
-    from service.models import Subscriber
-    from service.unsubscribe import unsubscribe
+    from service.core import tokens
+    from service.core.extensions import db
+    from service.core.models import Subscriber
+    from service.people import owners
+    from service.people.consent import RequestMeta
+    from service.people.unsubscribe import unsubscribe
+    from service.sending import runtime
     from service.webhooks.events import apply
     from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
     from tests.helpers import dispatch_inline

@@ -92,7 +92,7 @@ def embedded_env(work: Path) -> dict[str, str]:
 
 def guide_email(work: Path) -> Path:
     from service import create_app
-    from service.preview import render_preview
+    from service.sending.preview import render_preview
 
     app = create_app({**embedded_env(work), "PUBLIC_URL": "https://news.example.org"})
     with app.app_context():

@@ -9,14 +9,14 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from . import logs
-from .broker import prepare_folders
-from .extensions import csrf, db, limiter, migrate
-from .file_modes import private_folder, private_sqlite_file
-from .proxies import TrustedProxyFix
-from .sequence import SequenceError, load_sequence
-from .settings import Settings, SettingsError
-from .untrusted_json import JSONProvider
+from .content.sequence import SequenceError, load_sequence
+from .core import logs
+from .core.broker import prepare_folders
+from .core.extensions import csrf, db, limiter, migrate
+from .core.file_modes import private_folder, private_sqlite_file
+from .core.settings import Settings, SettingsError
+from .core.untrusted_json import JSONProvider
+from .web.proxies import TrustedProxyFix
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_BODY = 16 * 1024

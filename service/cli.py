@@ -13,7 +13,8 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy.exc import OperationalError
 
-from . import create_app, runtime
+from . import create_app
+from .sending import runtime
 
 
 class ServiceGroup(FlaskGroup):
@@ -59,8 +60,8 @@ def serve(host: str, port: int) -> None:
 @with_appcontext
 def dispatch_command() -> None:
     """Run one scheduler pass now and send everything due, in this process."""
-    from .delivery import deliver
-    from .dispatch import run_pass
+    from .sending.delivery import deliver
+    from .sending.dispatch import run_pass
 
     outcomes: dict[str, int] = {}
 
@@ -86,7 +87,7 @@ def dispatch_command() -> None:
 @with_appcontext
 def preview_command(step: str | None, folder: Path | None) -> None:
     """Render one step (an id, or `confirm`) or every step with sample data."""
-    from .preview import run
+    from .sending.preview import run
 
     raise SystemExit(run(current_app._get_current_object(), step, folder, click.echo))
 
@@ -100,7 +101,7 @@ def sequence_group() -> None:
 @with_appcontext
 def sequence_check() -> None:
     """Check the sequence file and render every step with sample data."""
-    from .sequence_check import check
+    from .sending.sequence_check import check
 
     ok = check(click.echo)
     raise SystemExit(0 if ok else 1)
@@ -116,7 +117,7 @@ def subscribers_group() -> None:
 @with_appcontext
 def subscribers_show(email: str) -> None:
     """Print all we hold on one person as JSON (consents with their text hashes, emails)."""
-    from . import people
+    from .people import records as people
 
     subscriber = people.find(email)
     if subscriber is None:
@@ -129,7 +130,7 @@ def subscribers_show(email: str) -> None:
 @with_appcontext
 def subscribers_forget(email: str) -> None:
     """Erase one person (GDPR); a keyed hash keeps them from being emailed again."""
-    from . import people
+    from .people import records as people
 
     subscriber = people.find(email)
     if subscriber is None:
@@ -149,7 +150,7 @@ def subscribers_forget(email: str) -> None:
 @with_appcontext
 def subscribers_export(output: IO[str]) -> None:
     """Write every subscriber as CSV: status and consent times."""
-    from . import people
+    from .people import records as people
 
     total = people.count()
     rows = people.export_rows()
@@ -174,7 +175,7 @@ def admin_group() -> None:
 @with_appcontext
 def admin_create(email: str, password_stdin: bool) -> None:
     """Make an owner who signs in to /admin with EMAIL and a password (asked twice)."""
-    from . import owners
+    from .people import owners
 
     try:
         owner = owners.create(email, _new_password(password_stdin))
@@ -191,7 +192,7 @@ def admin_create(email: str, password_stdin: bool) -> None:
 @with_appcontext
 def admin_password(email: str, password_stdin: bool) -> None:
     """Give the owner EMAIL a new password (asked twice); every session they had ends."""
-    from . import owners
+    from .people import owners
 
     try:
         owner = owners.change_password(email, _new_password(password_stdin))
@@ -210,7 +211,7 @@ def _new_password(from_stdin: bool) -> str:
 @with_appcontext
 def admin_list() -> None:
     """Print every owner with when they were made and last signed in."""
-    from . import owners
+    from .people import owners
 
     found = owners.all_owners()
     for owner in found:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import metrics, runtime
+from .core import metrics
+from .sending import runtime
 
 WORKER_START = 30.0  # seconds to wait for the worker before opening the web app anyway
 STOP_GRACE = 8.0  # seconds: the contract allows 10 for everything to be gone

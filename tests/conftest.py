@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from service import create_app
-from service.extensions import db
+from service.core.extensions import db
 from tests.smtp import RecordingSMTPServer
 
 # The app factory logs INFO to stderr; aiosmtpd's per-command INFO lines come from its own

@@ -10,8 +10,8 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.delivery import deliver
-from service.dispatch import run_pass
+from service.sending.delivery import deliver
+from service.sending.dispatch import run_pass
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -101,7 +101,7 @@ OWNER = ("owner@example.com", "correct horse battery staple")
 
 def sign_in_owner(app: Flask, client: FlaskClient, email: str = OWNER[0], password: str = OWNER[1]):
     """Make the owner (once) and sign in through the login form, as a browser would."""
-    from service import owners
+    from service.people import owners
 
     with app.app_context():
         if not any(o.email == email for o in owners.all_owners()):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 from tests.conftest import SECRET
 from tests.procs import BIN
 from tests.test_compose import ROOT, env_example

@@ -11,9 +11,11 @@ from celery import Celery, Task
 from celery.signals import setup_logging, worker_init, worker_ready, worker_shutdown
 from flask import Flask
 
-from service import create_app, logs, metrics, runtime
-from service.broker import celery_config
-from service.extensions import db
+from service import create_app
+from service.core import logs, metrics
+from service.core.broker import celery_config
+from service.core.extensions import db
+from service.sending import runtime
 
 log = logging.getLogger(__name__)
 

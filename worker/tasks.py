@@ -5,8 +5,9 @@ from __future__ import annotations
 from celery import Celery
 from celery.worker import state as worker_state
 
-from service import delivery, dispatch, housekeeping
-from service.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
+from service.core.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
+from service.people import housekeeping
+from service.sending import delivery, dispatch
 
 HANDOFF_CHUNK = 50
 

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from .. import runtime
+from ..sending import runtime
 from . import (
     admin,
     api,

@@ -17,14 +17,16 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import people, runtime, stats
-from ..chart import bar_chart
-from ..clock import utcnow
-from ..extensions import csrf, db
-from ..models import Subscriber, SubscriberStatus
-from ..preview import names, render_preview
-from ..sequence_check import check
-from ..timeline import timeline
+from ..core.clock import utcnow
+from ..core.extensions import csrf, db
+from ..core.models import Subscriber, SubscriberStatus
+from ..insights import stats
+from ..insights.chart import bar_chart
+from ..people import records as people
+from ..people.timeline import timeline
+from ..sending import runtime
+from ..sending.preview import names, render_preview
+from ..sending.sequence_check import check
 from . import formats
 from .embed import snippet
 from .login import current_owner, secure_headers

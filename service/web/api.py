@@ -6,11 +6,11 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
-from .. import runtime
-from ..broker import nudge
-from ..extensions import csrf
-from ..signup import sign_up
-from ..validation import validate_signup
+from ..capture.signup import sign_up
+from ..capture.validation import validate_signup
+from ..core.broker import nudge
+from ..core.extensions import csrf
+from ..sending import runtime
 from .ratelimits import limited
 from .requestmeta import request_meta
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from .. import runtime
+from ..sending import runtime
 
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight's answer
 

@@ -10,8 +10,8 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
 
-from .. import runtime
-from ..extensions import db
+from ..core.extensions import db
+from ..sending import runtime
 
 log = logging.getLogger(__name__)
 MESSAGES = {

@@ -10,8 +10,9 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from .. import readiness, runtime
-from ..extensions import db
+from ..core.extensions import db
+from ..insights import readiness
+from ..sending import runtime
 
 bp = Blueprint("health", __name__)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import (
     Blueprint,
     abort,
@@ -15,22 +17,23 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from .. import runtime, tokens
-from ..broker import nudge
-from ..clock import utcnow
-from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
-from ..extensions import csrf, db
-from ..logs import mask
-from ..models import Subscriber, SubscriberStatus
-from ..signup import sign_up
-from ..unsubscribe import unsubscribe
-from ..validation import FORM_TRUE, SignupInput
+from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
+from ..capture.signup import sign_up
+from ..capture.validation import FORM_TRUE, SignupInput
+from ..core import tokens
+from ..core.broker import nudge
+from ..core.clock import utcnow
+from ..core.extensions import csrf, db
+from ..core.logs import mask
+from ..core.models import Subscriber, SubscriberStatus
+from ..people.unsubscribe import unsubscribe
+from ..sending import runtime
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
 # Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
 bp.add_app_template_filter(mask, "masked")
-SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
+SAMPLE_GUIDE = Path(__file__).resolve().parents[1] / "assets" / "guide.pdf"
 
 
 def _holder(claim: tokens.Claim | None) -> int:

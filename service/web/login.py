@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
-from .. import owners
-from ..clock import utcnow
-from ..extensions import db, limiter
-from ..models import Owner
+from ..core.clock import utcnow
+from ..core.extensions import db, limiter
+from ..core.models import Owner
+from ..people import owners
 from .limitkeys import hashed_key
 
 bp = Blueprint("login", __name__)

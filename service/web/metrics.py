@@ -9,7 +9,8 @@ from flask.typing import ResponseReturnValue
 from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Response
 
-from .. import metrics, runtime
+from ..core import metrics
+from ..sending import runtime
 
 bp = Blueprint("metrics", __name__)
 

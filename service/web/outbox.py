@@ -14,8 +14,8 @@ from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from .. import runtime
-from ..extensions import db
+from ..core.extensions import db
+from ..sending import runtime
 from .login import current_owner
 
 bp = Blueprint("outbox", __name__)

@@ -7,8 +7,8 @@ from email_validator import EmailNotValidError, validate_email
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
-from ..addresses import mailbox_key
-from ..extensions import limiter
+from ..core.addresses import mailbox_key
+from ..core.extensions import limiter
 from .limitkeys import hashed_key
 
 PER_IP = "30/minute;300/hour;2000/day"

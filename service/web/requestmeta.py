@@ -2,7 +2,7 @@
 
 from flask import request
 
-from ..consent import RequestMeta
+from ..people.consent import RequestMeta
 
 
 def request_meta(source: str, page_url: str | None = None) -> RequestMeta:

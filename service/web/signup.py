@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from .. import runtime
-from ..broker import nudge
-from ..signup import sign_up
-from ..validation import validate_signup
+from ..capture.signup import sign_up
+from ..capture.validation import validate_signup
+from ..core.broker import nudge
+from ..sending import runtime
 from .ratelimits import limited
 from .requestmeta import request_meta
 

@@ -8,10 +8,10 @@ from types import ModuleType
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from .. import runtime
-from ..clock import utcnow
-from ..extensions import csrf, limiter
-from ..settings import Settings
+from ..core.clock import utcnow
+from ..core.extensions import csrf, limiter
+from ..core.settings import Settings
+from ..sending import runtime
 from ..webhooks import PROVIDERS
 from ..webhooks.events import apply
 from ..webhooks.normalized import Event, Forbidden, Malformed, Unavailable

@@ -10,13 +10,14 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import metrics, runtime
-from ..clock import utcnow
-from ..extensions import db
-from ..models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
-from ..schedule import cancel_open
-from ..suppression import address_hash, suppress
-from ..validation import email_key
+from ..capture.validation import email_key
+from ..core import metrics
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
+from ..sending import runtime
+from ..sending.schedule import cancel_open
+from ..sending.suppression import address_hash, suppress
 from .normalized import COMPLAINT, HARD_BOUNCE, SOFT_BOUNCE, Event, Forbidden
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from ..settings import Settings
+from ..core.settings import Settings
 from .normalized import (
     COMPLAINT,
     HARD_BOUNCE,

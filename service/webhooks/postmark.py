@@ -8,7 +8,7 @@ from datetime import datetime
 
 from werkzeug.datastructures import Authorization
 
-from ..settings import Settings
+from ..core.settings import Settings
 from .normalized import (
     COMPLAINT,
     HARD_BOUNCE,

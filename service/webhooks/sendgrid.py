@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..settings import Settings, sendgrid_public_key
+from ..core.settings import Settings, sendgrid_public_key
 from .normalized import (
     COMPLAINT,
     HARD_BOUNCE,

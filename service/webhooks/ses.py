@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..settings import Settings
+from ..core.settings import Settings
 from .normalized import (
     COMPLAINT,
     HARD_BOUNCE,

@@ -8,8 +8,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from service.extensions import db
-from service.models import ScheduledEmail
+from service.core.extensions import db
+from service.core.models import ScheduledEmail
 from tests.conftest import SECRET, free_port, make_app
 from tests.e2e.test_serve import serve, stop_and_check_children
 from tests.helpers import api_signup

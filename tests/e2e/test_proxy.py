@@ -18,8 +18,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from service.extensions import db
-from service.models import ConsentRecord, Subscriber
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Subscriber
 from tests.conftest import SECRET, free_port, make_app, private_redis_db
 from tests.procs import BIN, clean_env, http_ok, start, stop, wait_until
 from tests.slow_clients import Trickle, healthz, healthz_in_parallel

@@ -10,12 +10,12 @@ import pytest
 from celery import Celery
 from sqlalchemy import insert, select
 
-from service.broker import DISPATCH, celery_config
-from service.clock import utcnow
-from service.extensions import db
-from service.message import new_message_id
-from service.models import ScheduledEmail, Subscriber
-from service.runtime import settings as app_settings
+from service.core.broker import DISPATCH, celery_config
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import ScheduledEmail, Subscriber
+from service.sending.message import new_message_id
+from service.sending.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 

@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from service.broker import DELIVER_BATCH, celery_config
-from service.clock import utcnow
-from service.extensions import db
-from service.models import ScheduledEmail
-from service.runtime import settings as app_settings
+from service.core.broker import DELIVER_BATCH, celery_config
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import ScheduledEmail
+from service.sending.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command

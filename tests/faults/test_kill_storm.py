@@ -19,12 +19,12 @@ import time_machine
 from celery import Celery
 from sqlalchemy import func, select
 
-from service.broker import DELIVER, DISPATCH, celery_config
-from service.clock import utcnow
-from service.dispatch import REQUEUE_AFTER
-from service.extensions import db
-from service.models import DeliveryAttempt, ScheduledEmail, Subscriber
-from service.runtime import settings as app_settings
+from service.core.broker import DELIVER, DISPATCH, celery_config
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import DeliveryAttempt, ScheduledEmail, Subscriber
+from service.sending.dispatch import REQUEUE_AFTER
+from service.sending.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app
 from tests.e2e.test_race import make_due_rows
 from tests.helpers import dispatch_inline

@@ -14,10 +14,10 @@ import pytest
 import time_machine
 from sqlalchemy import select, text
 
-from service.clock import utcnow
-from service.dispatch import REQUEUE_AFTER
-from service.extensions import db
-from service.models import ScheduledEmail, Subscriber
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import ScheduledEmail, Subscriber
+from service.sending.dispatch import REQUEUE_AFTER
 from tests.conftest import SECRET, make_app, scratch_database
 from tests.faults.stack import SignupStream, Stack
 from tests.helpers import dispatch_inline

@@ -12,10 +12,10 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from service import runtime
-from service.delivery import BACKOFF_CAP, RETRY_FOR
-from service.extensions import db
-from service.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
+from service.core.extensions import db
+from service.core.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
+from service.sending import runtime
+from service.sending.delivery import BACKOFF_CAP, RETRY_FOR
 from tests.conftest import free_port, make_app
 from tests.helpers import api_signup, dispatch_inline
 from tests.smtp import RecordingSMTPServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.addresses import mailbox_key
+from service.core.addresses import mailbox_key
 
 SAME_MAILBOX = {
     "victim@example.com": [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from service.chart import bar_chart
-from service.stats import DayCount
+from service.insights.chart import bar_chart
+from service.insights.stats import DayCount
 
 FIRST = date(2026, 3, 1)
 

@@ -11,14 +11,14 @@ import pytest
 import time_machine
 from sqlalchemy import select, text
 
-from service import runtime
-from service.clock import utcnow
-from service.consent import RequestMeta
-from service.extensions import db
-from service.housekeeping import purge_unconfirmed
-from service.models import ConsentRecord, Subscriber
-from service.suppression import is_suppressed
-from service.unsubscribe import unsubscribe
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Subscriber
+from service.people.consent import RequestMeta
+from service.people.housekeeping import purge_unconfirmed
+from service.people.unsubscribe import unsubscribe
+from service.sending import runtime
+from service.sending.suppression import is_suppressed
 from service.webhooks import events
 from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
 from tests.conftest import make_app
@@ -159,7 +159,7 @@ def test_forget_leaves_no_address_in_clear_and_keeps_it_suppressed(app, client, 
 def test_suppression_blocks_a_send_even_when_the_row_says_active(app, client):
     api_signup(client, "blocked@example.com")
     with app.app_context():
-        from service.suppression import suppress
+        from service.sending.suppression import suppress
 
         suppress("blocked@example.com", "complained")
         db.session.commit()
@@ -170,7 +170,7 @@ def test_suppression_survives_a_key_rotation(env):
     app = make_app(env)
     api_signup(app.test_client(), "rot@example.com")
     with app.app_context():
-        from service.suppression import suppress
+        from service.sending.suppression import suppress
 
         suppress("rot@example.com", "unsubscribed")
         db.session.commit()

@@ -7,10 +7,10 @@ from datetime import timedelta
 import time_machine
 from sqlalchemy import select
 
-from service.clock import utcnow
-from service.delivery import claim
-from service.extensions import db
-from service.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
+from service.sending.delivery import claim
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, parts
 
@@ -121,15 +121,15 @@ def test_a_5xx_about_the_message_fails_it_without_touching_the_subscriber(env, s
 
 def test_an_unsubscribe_after_the_claim_sends_nothing(app, client, outbox, monkeypatch):
     api_signup(client, "late@example.com")
-    from service import delivery
+    from service.sending import delivery
 
     real_compose = delivery.compose
 
     def compose_then_unsubscribe(*args, **kwargs):
         result = real_compose(*args, **kwargs)
         with app.test_request_context():
-            from service.consent import RequestMeta
-            from service.unsubscribe import unsubscribe
+            from service.people.consent import RequestMeta
+            from service.people.unsubscribe import unsubscribe
 
             unsubscribe(args[2].id, RequestMeta("test", None, None, None))
         return result
@@ -155,7 +155,7 @@ def test_one_smtp_connection_is_reused_across_sends(env, smtpd):
     for n in range(3):
         api_signup(client, f"reuse{n}@example.com")
     with app.app_context():
-        from service import runtime
+        from service.sending import runtime
 
         transport = runtime.transport(app)
         assert dispatch_inline(app) == ["sent"] * 3
@@ -169,7 +169,7 @@ def test_one_smtp_connection_is_reused_across_sends(env, smtpd):
 def test_a_connection_lost_while_recording_a_send_is_retried_not_resent(app, client, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from service import delivery
+    from service.sending import delivery
 
     real = delivery._record_sent
     calls = []

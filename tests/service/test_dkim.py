@@ -10,7 +10,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline
 

@@ -11,10 +11,10 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from service import runtime
-from service.extensions import db
-from service.models import EmailStatus, ScheduledEmail, Subscriber
-from service.rendering import TEMPLATES_DIR
+from service.content.rendering import TEMPLATES_DIR
+from service.core.extensions import db
+from service.core.models import EmailStatus, ScheduledEmail, Subscriber
+from service.sending import runtime
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline
 
@@ -70,8 +70,8 @@ def test_unsubscribing_mid_sequence_cancels_the_rest(app, client, outbox):
     walk(app, START, days=3)  # guide and the first follow-up
     assert len(sent_steps(app, "quits@example.com")) == 2
     with app.app_context():
-        from service.consent import RequestMeta
-        from service.unsubscribe import unsubscribe
+        from service.people.consent import RequestMeta
+        from service.people.unsubscribe import unsubscribe
 
         subscriber = db.session.scalars(select(Subscriber)).one()
         with app.test_request_context():

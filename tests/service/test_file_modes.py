@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.extensions import db
+from service.core.extensions import db
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline
 

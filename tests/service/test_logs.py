@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service import logs
+from service.core import logs
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages
 
@@ -109,7 +109,7 @@ def test_a_subscriber_s_way_through_logs_ids_and_never_the_address(env, smtpd, c
     for entry in entries:
         assert "sam@example.com" not in json.dumps(entry)
         assert ADDRESS not in json.dumps(entry)
-    assert {"service.signup", "service.delivery", "service.unsubscribe"} <= {
+    assert {"service.capture.signup", "service.sending.delivery", "service.people.unsubscribe"} <= {
         e["logger"] for e in entries
     }
     sent_line = next(e for e in entries if e["message"].startswith("sent email"))

@@ -6,8 +6,8 @@ from flask import Flask
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import select, text
 
-from service.extensions import db
-from service.models import Subscriber
+from service.core.extensions import db
+from service.core.models import Subscriber
 
 
 def test_existing_subscribers_get_their_mailbox_key(app: Flask):

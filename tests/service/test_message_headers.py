@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.message import build_message, one_line
-from service.rendering import RenderedEmail
-from service.transport import serialize
+from service.content.rendering import RenderedEmail
+from service.sending.message import build_message, one_line
+from service.sending.transport import serialize
 from tests.helpers import assert_our_headers_only
 
 SENDER = "Inside Out Strength <coach@insideoutstrength.example>"

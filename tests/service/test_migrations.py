@@ -12,8 +12,10 @@ from flask import Flask
 from flask_migrate import downgrade, upgrade
 from itsdangerous import URLSafeSerializer
 
-from service import create_app, runtime, tokens
-from service.extensions import db
+from service import create_app
+from service.core import tokens
+from service.core.extensions import db
+from service.sending import runtime
 from tests.conftest import SECRET, scratch_database
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -130,7 +132,7 @@ def test_upgrade_gives_every_existing_row_a_random_key_and_legacy_links(bare_app
 
 
 def test_rows_made_after_the_upgrade_have_no_legacy_links(bare_app: Flask):
-    from service.models import Subscriber
+    from service.core.models import Subscriber
 
     seed_0005(bare_app, ["old@example.com"])
     head(bare_app)
@@ -146,7 +148,7 @@ def test_rows_made_after_the_upgrade_have_no_legacy_links(bare_app: Flask):
 
 @pytest.mark.parametrize("bare_app", ["sqlite"], indirect=True)
 def test_sqlite_ids_are_never_handed_out_again_after_the_upgrade(bare_app: Flask):
-    from service.models import Subscriber
+    from service.core.models import Subscriber
 
     seed_0005(bare_app, ["a@example.com", "b@example.com"])
     head(bare_app)

@@ -9,9 +9,9 @@ from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 from werkzeug.security import check_password_hash
 
-from service import owners
-from service.extensions import db
-from service.models import Owner
+from service.core.extensions import db
+from service.core.models import Owner
+from service.people import owners
 
 PASSWORD = "a long enough password"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
-from service.sequence import load_sequence
-from service.settings import DEFAULT_SEQUENCE_FILE
+from service.content.sequence import load_sequence
+from service.core.settings import DEFAULT_SEQUENCE_FILE
 from tests.service.conftest import PUBLIC_URL
 
 SEQUENCE = load_sequence(DEFAULT_SEQUENCE_FILE, DEFAULT_SEQUENCE_FILE.parent)

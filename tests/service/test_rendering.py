@@ -13,16 +13,16 @@ import pytest
 from flask import Flask
 from jinja2 import UndefinedError
 
-from service import runtime
-from service.clock import utcnow
-from service.emails import compose, context, render_for
-from service.message import new_message_id
-from service.models import Purpose
-from service.rendering import _inliner, email_environment, render_email
-from service.sequence import load_sequence
-from service.sequence_check import sample_subscriber
-from service.settings import DEFAULT_SEQUENCE_FILE
-from service.transport import serialize
+from service.content.rendering import _inliner, email_environment, render_email
+from service.content.sequence import load_sequence
+from service.core.clock import utcnow
+from service.core.models import Purpose
+from service.core.settings import DEFAULT_SEQUENCE_FILE
+from service.sending import runtime
+from service.sending.compose import compose, context, render_for
+from service.sending.message import new_message_id
+from service.sending.sequence_check import sample_subscriber
+from service.sending.transport import serialize
 from tests.helpers import parts
 from tests.service.conftest import PUBLIC_URL
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from service.preview import names, render_preview
-from service.sequence import load_sequence
-from service.settings import DEFAULT_SEQUENCE_FILE
+from service.content.sequence import load_sequence
+from service.core.settings import DEFAULT_SEQUENCE_FILE
+from service.sending.preview import names, render_preview
 from tests.conftest import REQUIRE_SERVICES
 
 MAX_SCORE = 2.0

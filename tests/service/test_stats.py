@@ -8,11 +8,12 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from service import runtime, stats
-from service.consent import RequestMeta
-from service.extensions import db
-from service.models import Subscriber
-from service.unsubscribe import unsubscribe
+from service.core.extensions import db
+from service.core.models import Subscriber
+from service.insights import stats
+from service.people.consent import RequestMeta
+from service.people.unsubscribe import unsubscribe
+from service.sending import runtime
 from service.webhooks.events import apply
 from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
 from tests.conftest import make_app

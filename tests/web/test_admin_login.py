@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from service import owners
-from service.extensions import db
-from service.models import Owner
+from service.core.extensions import db
+from service.core.models import Owner
+from service.people import owners
 from tests.conftest import make_app
 from tests.helpers import CSRF, OWNER, sign_in_owner
 

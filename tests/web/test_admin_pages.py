@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 import time_machine
 from sqlalchemy import select
 
-from service import runtime, tokens
-from service.extensions import db
-from service.models import ScheduledEmail, Subscriber
+from service.core import tokens
+from service.core.extensions import db
+from service.core.models import ScheduledEmail, Subscriber
+from service.sending import runtime
 from tests.helpers import api_signup, dispatch_inline, sign_in_owner, submit_form
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -13,9 +13,9 @@ import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from service.clock import utcnow
-from service.extensions import db
-from service.models import ConsentRecord, Subscriber
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Subscriber
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 

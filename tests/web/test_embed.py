@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from service.extensions import db
-from service.models import ConsentRecord, Subscriber
-from service.settings import Settings, SettingsError
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Subscriber
+from service.core.settings import Settings, SettingsError
 from tests.conftest import make_app
 
 BLOG = "https://blog.example.com"

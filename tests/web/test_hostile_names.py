@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from service.extensions import db
+from service.core.extensions import db
 from tests.conftest import make_app
 from tests.helpers import api_signup, assert_our_headers_only, dispatch_inline, submit_form
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 from tests.conftest import make_app
 
 PAGES = ["/", "/healthz", "/admin/", "/unsubscribe/not-a-real-token", "/login"]

@@ -9,7 +9,7 @@ import pytest
 import redis
 import time_machine
 
-from service import owners
+from service.people import owners
 from tests.conftest import make_app
 from tests.helpers import CSRF, OWNER, api_signup
 

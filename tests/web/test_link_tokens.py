@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from service import runtime, tokens
-from service.extensions import db
-from service.models import ConsentRecord, Subscriber
+from service.core import tokens
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Subscriber
+from service.sending import runtime
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from service import create_app
-from service.extensions import db
-from service.models import ConsentRecord, EmailStatus, ScheduledEmail, Subscriber
+from service.core.extensions import db
+from service.core.models import ConsentRecord, EmailStatus, ScheduledEmail, Subscriber
 from tests.conftest import SECRET
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 

@@ -11,7 +11,7 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.clock import utcnow
+from service.core.clock import utcnow
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 from tests.web.test_link_tokens import ADDRESS, CONFIRM_LINK, latest_links

@@ -124,9 +124,9 @@ def test_signups_sends_and_unsubscribes_are_counted(app: Flask, client: FlaskCli
 
 
 def test_an_unsubscribe_before_any_email_counts_under_none(app: Flask, client: FlaskClient):
-    from service import tokens
-    from service.extensions import db
-    from service.models import Subscriber
+    from service.core import tokens
+    from service.core.extensions import db
+    from service.core.models import Subscriber
 
     counts = Counts(client)
     api_signup(client, "cal@example.com")
@@ -185,7 +185,7 @@ def test_with_a_multiprocess_folder_the_counts_of_other_processes_add_up(
     folder = tmp_path / "metrics"
     folder.mkdir()
     # Another process (a worker, say) counts two sends into the folder and exits.
-    other = "from service import metrics; metrics.email_sent('guide'); metrics.email_sent('guide')"
+    other = "from service.core import metrics as m; m.email_sent('guide'); m.email_sent('guide')"
     subprocess.run(
         [sys.executable, "-c", other],
         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)},

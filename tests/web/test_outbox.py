@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, sign_in_owner
 

@@ -10,9 +10,9 @@ import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from service.extensions import db
-from service.models import ConsentRecord
-from service.settings import Settings, SettingsError
+from service.core.extensions import db
+from service.core.models import ConsentRecord
+from service.core.settings import Settings, SettingsError
 from tests.conftest import make_app
 
 START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import stamp
 
-from service.readiness import MAIL_PROBE_TTL
+from service.insights.readiness import MAIL_PROBE_TTL
 from tests.conftest import free_port, make_app
 from tests.smtp import RecordingSMTPServer
 
@@ -45,7 +45,7 @@ def test_an_smtp_server_that_is_not_there_is_named_and_only_named(
     env: dict[str, str], caplog: pytest.LogCaptureFixture
 ):
     port = free_port()
-    with caplog.at_level(logging.WARNING, logger="service.readiness"):
+    with caplog.at_level(logging.WARNING, logger="service.insights.readiness"):
         response = ready(make_app({**env, "EMAIL_URL": f"smtp://127.0.0.1:{port}"}))
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "failing": {"email": "unreachable"}}

@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from service.consent import RequestMeta
-from service.extensions import db
-from service.models import ConsentRecord, Purpose, ScheduledEmail, Subscriber
-from service.unsubscribe import unsubscribe
+from service.core.extensions import db
+from service.core.models import ConsentRecord, Purpose, ScheduledEmail, Subscriber
+from service.people.consent import RequestMeta
+from service.people.unsubscribe import unsubscribe
 from tests.conftest import make_app
 from tests.helpers import (
     api_signup,

@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from service.extensions import db
-from service.models import Subscriber
+from service.core.extensions import db
+from service.core.models import Subscriber
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts, submit_form
 
 REFUSED: Final = True  # the verdict of an address email-validator refuses

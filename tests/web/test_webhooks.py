@@ -29,11 +29,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from service.confirm import confirm
-from service.consent import RequestMeta
-from service.extensions import db
-from service.models import EmailStatus, ScheduledEmail, Subscriber, WebhookEvent
-from service.settings import Settings, SettingsError
+from service.capture.confirm import confirm
+from service.core.extensions import db
+from service.core.models import EmailStatus, ScheduledEmail, Subscriber, WebhookEvent
+from service.core.settings import Settings, SettingsError
+from service.people.consent import RequestMeta
 from service.webhooks import ses
 from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup, dispatch_inline

@@ -7,7 +7,7 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
-from service.addresses import mailbox_key
+from service.core.addresses import mailbox_key
 
 revision = "0008"
 down_revision = "0007"

@@ -9,10 +9,10 @@ from typing import IO
 
 from sqlalchemy import func, select
 
-from .extensions import db
-from .models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
-from .suppression import is_suppressed, suppress
-from .validation import email_key
+from ..capture.validation import email_key
+from ..core.extensions import db
+from ..core.models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
+from ..sending.suppression import is_suppressed, suppress
 
 EXPORT_FIELDS = (
     "email",

@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import runtime
-from .clock import utcnow
-from .extensions import db
-from .file_modes import PRIVATE_FOLDER
-from .transport import probe
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.file_modes import PRIVATE_FOLDER
+from ..sending import runtime
+from ..sending.transport import probe
 
 log = logging.getLogger(__name__)
 VERSION_TABLE = "alembic_version"

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from .extensions import db
+from ..content.sequence import Sequence, Step
+from ..core.extensions import db
+from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
 from .message import new_message_id
-from .models import EmailStatus, Purpose, ScheduledEmail, Subscriber
-from .sequence import Sequence, Step
 
 RESEND_GAP = timedelta(days=1)
 

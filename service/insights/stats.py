@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Date, and_, cast, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from .extensions import db
-from .models import (
+from ..content.sequence import Sequence
+from ..core.extensions import db
+from ..core.models import (
     ConsentRecord,
     DeliveryAttempt,
     EmailStatus,
@@ -19,7 +20,6 @@ from .models import (
     Subscriber,
     SubscriberStatus,
 )
-from .sequence import Sequence
 
 DAYS = 30
 INBOX_WINDOW = timedelta(days=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .extensions import db
-from .models import ConsentRecord, Subscriber
-from .sequence import Consent
+from ..content.sequence import Consent
+from ..core.extensions import db
+from ..core.models import ConsentRecord, Subscriber
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .extensions import db
-from .models import EmailStatus, Purpose, ScheduledEmail, SequenceState, Subscriber
+from ..content.sequence import Sequence, Step
+from ..core.extensions import db
+from ..core.models import EmailStatus, Purpose, ScheduledEmail, SequenceState, Subscriber
 from .schedule import schedule_step, zone_of
-from .sequence import Sequence, Step
 
 STATE_ID = 1
 

@@ -11,12 +11,11 @@ from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from . import metrics, runtime
-from .clock import utcnow
-from .emails import compose, render_for
-from .extensions import db
-from .logs import mask_addresses
-from .models import (
+from ..core import metrics
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.logs import mask_addresses
+from ..core.models import (
     DeliveryAttempt,
     EmailStatus,
     Purpose,
@@ -25,6 +24,8 @@ from .models import (
     SubscriberStatus,
     Suppression,
 )
+from . import runtime
+from .compose import compose, render_for
 from .schedule import cancel_open, schedule_next
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult

@@ -8,15 +8,22 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import consent, metrics, runtime
-from .addresses import mailbox_key
-from .clock import utcnow
+from ..content.sequence import Sequence
+from ..core import metrics
+from ..core.addresses import mailbox_key
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import Subscriber, SubscriberStatus
+from ..people import consent
+from ..sending import runtime
+from ..sending.schedule import (
+    recent_confirmation,
+    schedule_confirmation,
+    schedule_resend,
+    schedule_step,
+)
+from ..sending.suppression import is_suppressed
 from .confirm import reinstate
-from .extensions import db
-from .models import Subscriber, SubscriberStatus
-from .schedule import recent_confirmation, schedule_confirmation, schedule_resend, schedule_step
-from .sequence import Sequence
-from .suppression import is_suppressed
 from .validation import SignupInput, email_key
 
 log = logging.getLogger(__name__)

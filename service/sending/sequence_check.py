@@ -12,13 +12,13 @@ from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import func, inspect, select
 
+from ..content.rendering import render_email
+from ..content.sequence import Sequence, SequenceError, load_sequence
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import EmailStatus, Purpose, ScheduledEmail
 from . import runtime
-from .clock import utcnow
-from .emails import context
-from .extensions import db
-from .models import EmailStatus, Purpose, ScheduledEmail
-from .rendering import render_email
-from .sequence import Sequence, SequenceError, load_sequence
+from .compose import context
 from .sequence_sync import Change, plan, snapshot, stored_state
 
 

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 from flask import Flask
 
+from ..content.rendering import RenderedEmail
+from ..core.clock import utcnow
+from ..core.models import Purpose
 from . import runtime
-from .clock import utcnow
-from .emails import compose, render_for
+from .compose import compose, render_for
 from .message import new_message_id
-from .models import Purpose
-from .rendering import RenderedEmail
 from .sequence_check import sample_subscriber
 from .transport import serialize
 

@@ -6,8 +6,8 @@ import logging
 
 from flask import Flask, current_app
 
-from .sequence import Sequence, SequenceError, load_sequence
-from .settings import Settings
+from ..content.sequence import Sequence, SequenceError, load_sequence
+from ..core.settings import Settings
 from .transport import FileTransport, SmtpTransport, make_transport
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,12 @@ from email.message import EmailMessage
 
 from flask import Flask
 
-from . import runtime, tokens
+from ..content.rendering import RenderedEmail, render_email
+from ..content.sequence import Sequence
+from ..core import tokens
+from ..core.models import Purpose, ScheduledEmail, Subscriber
+from . import runtime
 from .message import build_message
-from .models import Purpose, ScheduledEmail, Subscriber
-from .rendering import RenderedEmail, render_email
-from .sequence import Sequence
 
 
 def links(app: Flask, subscriber: tokens.Holder) -> dict[str, str]:

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, make_msgid, parseaddr, quote
 
-from .rendering import RenderedEmail
+from ..content.rendering import RenderedEmail
 
 MAX_HEADER_LINE = 998  # RFC 5322 §2.1.1, as the transports' policies fold
 UTF8 = Charset("utf-8")

@@ -21,9 +21,11 @@ from sqlalchemy.exc import ArgumentError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from .dkim import DkimKey, load_key
+from ..sending.dkim import DkimKey, load_key
 
-DEFAULT_SEQUENCE_FILE = Path(__file__).resolve().parent.parent / "email_templates" / "sequence.toml"
+# The templates shipped with the service; SEQUENCE_FILE names another folder's.
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "email_templates"
+DEFAULT_SEQUENCE_FILE = SHIPPED_TEMPLATES / "sequence.toml"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 SNS_TOPIC_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")

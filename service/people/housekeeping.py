@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from .clock import utcnow
-from .extensions import db
-from .models import Subscriber, SubscriberStatus
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import Subscriber, SubscriberStatus
 
 UNCONFIRMED_TTL = timedelta(days=30)
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from . import consent, runtime
-from .clock import utcnow
-from .extensions import db
-from .models import Subscriber, SubscriberStatus
-from .schedule import recent_confirmation, resume_drip, schedule_confirmation, schedule_resend
-from .sequence import Sequence
-from .suppression import lift
+from ..content.sequence import Sequence
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import Subscriber, SubscriberStatus
+from ..people import consent
+from ..sending import runtime
+from ..sending.schedule import (
+    recent_confirmation,
+    resume_drip,
+    schedule_confirmation,
+    schedule_resend,
+)
+from ..sending.suppression import lift
 
 CONFIRM_MAX_AGE = timedelta(hours=72)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "email_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 BLANK_LINES = re.compile(r"\n{3,}")
 TEXT_WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD stay within 78 characters
 

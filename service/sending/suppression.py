@@ -7,11 +7,11 @@ import hmac
 
 from sqlalchemy import delete, select
 
+from ..capture.validation import email_key
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import Suppression
 from . import runtime
-from .clock import utcnow
-from .extensions import db
-from .models import Suppression
-from .validation import email_key
 
 
 def address_hash(address: str, key: str) -> str:

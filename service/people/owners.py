@@ -8,9 +8,9 @@ from functools import lru_cache
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .clock import utcnow
-from .extensions import db
-from .models import Owner
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import Owner
 
 MIN_PASSWORD = 12
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import EmailStatus, ScheduledEmail
 from . import runtime
-from .clock import utcnow
-from .extensions import db
-from .models import EmailStatus, ScheduledEmail
 from .sequence_sync import sync_if_changed
 
 log = logging.getLogger(__name__)

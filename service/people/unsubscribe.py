@@ -6,12 +6,14 @@ import logging
 
 from sqlalchemy import select
 
-from . import consent, metrics, runtime
-from .clock import utcnow
-from .extensions import db
-from .models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
-from .schedule import cancel_open
-from .suppression import suppress
+from ..core import metrics
+from ..core.clock import utcnow
+from ..core.extensions import db
+from ..core.models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
+from ..sending import runtime
+from ..sending.schedule import cancel_open
+from ..sending.suppression import suppress
+from . import consent
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Taking a signup in: validation, the signup itself, and confirmation."""

@@ -1,0 +1,1 @@
+"""The ground every other package stands on: settings, models, clock, logs, broker, tokens."""

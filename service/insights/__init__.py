@@ -1,0 +1,1 @@
+"""What the owner and the operator see: dashboard figures, the chart, metrics, readiness."""

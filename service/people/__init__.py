@@ -1,0 +1,1 @@
+"""What we hold on people: consent, unsubscribing, records, owners, housekeeping."""
