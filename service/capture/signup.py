@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..content.sequence import Sequence
 from ..core import metrics
-from ..core.addresses import mailbox_key
+from ..core.addresses import email_key, mailbox_key
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Subscriber, SubscriberStatus
@@ -24,7 +24,7 @@ from ..sending.schedule import (
 )
 from ..sending.suppression import is_suppressed
 from .confirm import reinstate
-from .validation import SignupInput, email_key
+from .validation import SignupInput
 
 log = logging.getLogger(__name__)
 OPTED_OUT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)

@@ -28,10 +28,6 @@ class SignupInput:
     honeypot: bool
 
 
-def email_key(address: str) -> str:
-    return address.casefold()
-
-
 def validate_signup(
     raw: Mapping[str, object], *, from_json: bool, check_deliverability: bool = False
 ) -> tuple[SignupInput | None, dict[str, str]]:

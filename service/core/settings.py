@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from ..sending.dkim import DkimKey, load_key
+from .dkim_key import DkimKey, load_key
 
 # The templates shipped with the service; SEQUENCE_FILE names another folder's.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "email_templates"

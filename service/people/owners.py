@@ -8,6 +8,7 @@ from functools import lru_cache
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..core.addresses import email_key, normalized
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Owner
@@ -19,19 +20,12 @@ class OwnerError(ValueError):
     """An owner cannot be created as asked; the message says why."""
 
 
-def owner_key(address: str) -> str:
-    return address.strip().casefold()
-
-
 def create(address: str, password: str) -> Owner:
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        email = validate_email(address.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise OwnerError(f"{address!r} is not an email address: {exc}") from None
+    email = normalized(address)
+    if email is None:
+        raise OwnerError(f"{address!r} is not an email address")
     password_hash = _hash(password)
-    key = owner_key(email)
+    key = email_key(email)
     if db.session.scalar(select(Owner.id).where(Owner.email == key)) is not None:
         raise OwnerError(f"an owner {key} exists already")
     owner = Owner(email=key, password_hash=password_hash, created_at=utcnow())
@@ -43,9 +37,9 @@ def create(address: str, password: str) -> Owner:
 def change_password(address: str, password: str) -> Owner:
     """Give the owner a new password and end every session they have."""
     password_hash = _hash(password)
-    owner = db.session.scalar(select(Owner).where(Owner.email == owner_key(address)))
+    owner = db.session.scalar(select(Owner).where(Owner.email == email_key(address)))
     if owner is None:
-        raise OwnerError(f"there is no owner {owner_key(address)}")
+        raise OwnerError(f"there is no owner {email_key(address)}")
     owner.password_hash = password_hash
     end_sessions(owner)
     return owner
@@ -70,7 +64,7 @@ def all_owners() -> list[Owner]:
 def authenticate(address: str, password: str) -> Owner | None:
     """The owner whose address and password these are, or None, taking the same time either
     way; a success records the login."""
-    owner = db.session.scalar(select(Owner).where(Owner.email == owner_key(address)))
+    owner = db.session.scalar(select(Owner).where(Owner.email == email_key(address)))
     valid = check_password_hash(owner.password_hash if owner else _dummy_hash(), password)
     if owner is None or not valid:
         return None

@@ -9,7 +9,7 @@ from typing import IO
 
 from sqlalchemy import func, select
 
-from ..capture.validation import email_key
+from ..core.addresses import email_key
 from ..core.extensions import db
 from ..core.models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
 from ..sending.suppression import is_suppressed, suppress

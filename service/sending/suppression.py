@@ -7,7 +7,7 @@ import hmac
 
 from sqlalchemy import delete, select
 
-from ..capture.validation import email_key
+from ..core.addresses import email_key
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Suppression

@@ -15,10 +15,10 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from ..core.dkim_key import DkimKey
 from ..core.file_modes import PRIVATE_FILE, PRIVATE_FOLDER
 from ..core.settings import EmailUrl
 from . import dkim
-from .dkim import DkimKey
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30

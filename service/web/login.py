@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
+from ..core.addresses import MAX_LENGTH, email_key
 from ..core.clock import utcnow
 from ..core.extensions import db, limiter
 from ..core.models import Owner
@@ -90,7 +91,7 @@ def _next_page(value: str | None) -> str:
 
 
 def _address_and_client_key() -> str:
-    address = request.form.get("email", "").strip().casefold()[:320]
+    address = email_key(request.form.get("email", ""))[:MAX_LENGTH]
     return hashed_key("owner-login", f"{address} {get_remote_address()}")
 
 

@@ -1,13 +1,11 @@
 """Signup rate limits: per client address and per mailbox, counted on acceptance."""
 
-import contextlib
 from collections.abc import Callable
 
-from email_validator import EmailNotValidError, validate_email
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
-from ..core.addresses import mailbox_key
+from ..core.addresses import MAX_LENGTH, mailbox_key, normalized
 from ..core.extensions import limiter
 from .limitkeys import hashed_key
 
@@ -25,9 +23,9 @@ def _address_key() -> str:
         return hashed_key("address", "")
     # Per mailbox, not per spelling: "Ann+1@" to "ann+9@", in any Unicode form the
     # validator folds (fullwidth, IDN), draw on one allowance.
-    with contextlib.suppress(EmailNotValidError):  # the view refuses it: no allowance used
-        value = validate_email(value.strip(), check_deliverability=False).normalized
-    return hashed_key("address", mailbox_key(value[:320]))
+    # Unparseable: the view refuses it, and no allowance is used.
+    address = normalized(value) or value
+    return hashed_key("address", mailbox_key(address[:MAX_LENGTH]))
 
 
 def _accepted(response: Response) -> bool:

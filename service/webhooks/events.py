@@ -6,12 +6,11 @@ import logging
 import re
 from email.utils import parseaddr
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..capture.validation import email_key
 from ..core import metrics
+from ..core.addresses import email_key, normalized
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
@@ -137,10 +136,7 @@ def _soft_bounces(subscriber: Subscriber, address: str) -> int:
 def _address(raw: str) -> str:
     """The address as signup stored it (email-validator's normal form), where it parses."""
     address = parseaddr(raw)[1] or raw.strip()
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError:
-        return address
+    return normalized(address) or address
 
 
 def _scrub(detail: str | None, *addresses: str) -> str | None:

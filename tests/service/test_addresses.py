@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.core.addresses import mailbox_key
+from service.core.addresses import email_key, mailbox_key, normalized
 
 SAME_MAILBOX = {
     "victim@example.com": [
@@ -41,3 +41,17 @@ def test_text_that_is_no_address_still_gets_a_key():
     """The rate limit reads the body before validation: anything must do, without an error."""
     assert mailbox_key("") == ""
     assert mailbox_key("no at sign") == "no at sign"
+
+
+def test_the_stored_form_is_the_validators_without_dns():
+    # The domain lower-cased, an IDN kept in Unicode, spaces around dropped: what signup stores.
+    assert normalized("  Ann@Example.COM ") == "Ann@example.com"
+    assert normalized("josé@BÜCHER.de") == "josé@bücher.de"
+    assert normalized("no at sign") is None
+    assert normalized("a@b@c.org") is None
+
+
+def test_one_key_per_person_whatever_the_case():
+    """Subscribers, owners and the suppression list's hashes all go by this key."""
+    assert email_key("Ann@Example.com") == email_key(" ann@example.COM") == "ann@example.com"
+    assert email_key("ann+1@example.com") != email_key("ann@example.com")  # a person, not a mailbox
