@@ -24,8 +24,9 @@ from service import create_app
 from service.core.broker import DISPATCH, celery_config
 from service.core.extensions import db
 from service.core.models import ScheduledEmail, Subscriber
-from service.sending import runtime
+from service.core.settings import settings_of
 from service.sending.compose import compose, render_for
+from service.sending.context import for_app
 from service.sending.message import new_message_id
 from service.sending.transport import SmtpTransport
 
@@ -81,10 +82,11 @@ def bare_pipeline(app, count: int, smtp_url) -> float:
         email = db.session.scalars(select(ScheduledEmail)).first()
         subscriber = db.session.get(Subscriber, email.subscriber_id)
         transport = SmtpTransport(smtp_url)
+        ctx = for_app(app)
         began = time.perf_counter()
         for _ in range(count):
-            rendered = render_for(app, email, subscriber)
-            msg, sender, recipient = compose(app, email, subscriber, rendered, datetime.now(UTC))
+            rendered = render_for(ctx, email, subscriber)
+            msg, sender, recipient = compose(ctx, email, subscriber, rendered)
             transport.send(msg, sender, recipient)
         took = time.perf_counter() - began
         transport.close()
@@ -111,7 +113,7 @@ def worker_pipeline(app, env: dict, count: int) -> tuple[float, float]:
     try:
         time.sleep(3)  # let it connect before the clock starts
         producer = Celery(set_as_current=False)
-        producer.conf.update(celery_config(runtime.settings(app)))
+        producer.conf.update(celery_config(settings_of(app)))
         began = time.perf_counter()
         producer.send_task(DISPATCH)
         with app.app_context():
@@ -165,7 +167,7 @@ def main() -> None:
             upgrade(directory=app.extensions["migrate"].directory)
         fill(app, 10)
         header(f"bench/delivery ({COUNT} emails, PostgreSQL + Redis, SMTP sink)")
-        bare = bare_pipeline(app, COUNT, runtime.settings(app).email_url)
+        bare = bare_pipeline(app, COUNT, settings_of(app).email_url)
         ours, rss = worker_pipeline(app, env, COUNT)
         print(f"bare pipeline (render + MIME + SMTP, one connection): {bare:7.0f} emails/s")
         print(f"one Celery worker (claim, re-check, render, send, record): {ours:7.0f} emails/s")

@@ -19,8 +19,8 @@ from bench.common import (
 )
 from service import create_app
 from service.content.rendering import render_email
-from service.sending import runtime
 from service.sending.compose import context
+from service.sending.context import for_app
 from service.sending.message import build_message
 from service.sending.sequence_check import sample_subscriber
 from service.sending.transport import SMTP_POLICY
@@ -32,10 +32,10 @@ def main() -> None:
     instance = tempfile.mkdtemp(prefix="bench-render-")
     app = create_app({"INSTANCE_PATH": instance, "PUBLIC_URL": "https://example.org"})
     with app.app_context():
-        sequence = runtime.sequence(app)
-        templates = runtime.settings(app).templates_dir
-        step = sequence.steps[1]
-        ctx = context(app, sequence, sample_subscriber(), step.template, step.preheader)
+        made = for_app(app)
+        templates = made.settings.templates_dir
+        step = made.content.steps[1]
+        ctx = context(made, sample_subscriber(), step.template, step.preheader)
     plain = Environment(
         loader=FileSystemLoader(str(templates)), autoescape=select_autoescape(["html"])
     )
@@ -51,7 +51,7 @@ def main() -> None:
         rendered = render_email(step.template, ctx, templates)
         build_message(
             rendered,
-            mail_from=sequence.mail_from,
+            mail_from=made.sender,
             to_address="sam@example.com",
             to_name="Sam",
             message_id="<1@example.org>",

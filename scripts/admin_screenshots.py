@@ -50,7 +50,7 @@ def seed(app) -> int:
     from service.people import owners
     from service.people.consent import RequestMeta
     from service.people.unsubscribe import unsubscribe
-    from service.sending import runtime
+    from service.sending.context import for_app
     from service.webhooks.events import apply
     from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
     from tests.helpers import dispatch_inline
@@ -103,7 +103,7 @@ def seed(app) -> int:
             dispatch_inline(app)
     with app.app_context():
         people = list(db.session.scalars(select(Subscriber).order_by(Subscriber.id)))
-        keys = runtime.settings(app).secret_keys
+        keys = for_app(app).settings.secret_keys
         profile = next(p for p in people if p.email == PROFILE)
         guide_token = tokens.make_token(keys, tokens.GUIDE, profile)
         profile_id = profile.id
@@ -118,11 +118,13 @@ def seed(app) -> int:
             client.get(f"/guide/{guide_token}")
         for person_id in leaving:
             with time_machine.travel(NOW - timedelta(hours=rng.randrange(1, 300)), tick=False):
-                unsubscribe(person_id, RequestMeta("unsubscribe-link", None, None, None))
+                unsubscribe(
+                    for_app(app), person_id, RequestMeta("unsubscribe-link", None, None, None)
+                )
         for n, address in enumerate(bounced):
             kind = COMPLAINT if n % 3 == 2 else HARD_BOUNCE
             with time_machine.travel(NOW - timedelta(hours=n * 7 + 5), tick=False):
-                apply([Event("postmark", f"event-{n}", kind, address, None, None)])
+                apply(for_app(app), [Event("postmark", f"event-{n}", kind, address, None, None)])
         owners.create(*OWNER)
     return profile_id
 

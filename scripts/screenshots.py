@@ -92,11 +92,12 @@ def embedded_env(work: Path) -> dict[str, str]:
 
 def guide_email(work: Path) -> Path:
     from service import create_app
+    from service.sending.context import for_app
     from service.sending.preview import render_preview
 
     app = create_app({**embedded_env(work), "PUBLIC_URL": "https://news.example.org"})
     with app.app_context():
-        html = render_preview(app, "guide").rendered.html
+        html = render_preview(for_app(app), "guide").rendered.html
     page = work / "guide.html"
     page.write_text(html, encoding="utf-8")
     return page

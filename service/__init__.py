@@ -9,13 +9,15 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .content.sequence import SequenceError, load_sequence
+from .content.sequence import SequenceError
 from .core import logs
 from .core.broker import prepare_folders
 from .core.extensions import csrf, db, limiter, migrate
 from .core.file_modes import private_folder, private_sqlite_file
 from .core.settings import Settings, SettingsError
+from .core.settings import install as install_settings
 from .core.untrusted_json import JSONProvider
+from .sending.context import current_content
 from .web.proxies import TrustedProxyFix
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,17 +27,17 @@ MAX_BODY = 16 * 1024
 def create_app(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app from the environment (or the given mapping); settings are read once."""
     settings = settings or Settings.from_env(env)
-    try:
-        load_sequence(settings.sequence_file, settings.templates_dir)
-    except SequenceError as exc:
-        raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    install_settings(app, settings)
+    try:
+        current_content(app)  # read and checked now; later edits that break it are not used
+    except SequenceError as exc:
+        raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     app.json = JSONProvider(app)
     private_folder(settings.instance_path)
     private_sqlite_file(settings.database_url)
     prepare_folders(settings)
-    app.extensions["leadmagnet.settings"] = settings
     app.config.update(_flask_config(settings))
     _init_extensions(app, settings)
     from .web import register

@@ -14,7 +14,7 @@ from flask_migrate import upgrade
 from sqlalchemy.exc import OperationalError
 
 from . import create_app
-from .sending import runtime
+from .sending.context import Context, for_app
 
 
 class ServiceGroup(FlaskGroup):
@@ -33,6 +33,11 @@ class ServiceGroup(FlaskGroup):
 @click.group(cls=ServiceGroup, create_app=create_app, add_default_commands=True)
 def cli() -> None:
     """Lead-magnet delivery: signup form, guide email, drip sequence."""
+
+
+def _context() -> Context:
+    """The command's context: one, like a task's."""
+    return for_app(current_app)
 
 
 def register_commands(app: Flask) -> None:
@@ -63,17 +68,18 @@ def dispatch_command() -> None:
     from .sending.delivery import deliver
     from .sending.dispatch import run_pass
 
+    ctx = _context()
     outcomes: dict[str, int] = {}
 
     def send_now(ids: list[int]) -> None:
         for email_id in ids:
-            outcome = deliver(email_id)
+            outcome = deliver(ctx, email_id)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
-    total = run_pass(send_now)
+    total = run_pass(ctx, send_now)
     summary = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "nothing due"
     click.echo(f"dispatch: {total} due; {summary}")
-    runtime.transport().close()
+    ctx.transport.close()
 
 
 @click.command("preview")
@@ -89,7 +95,7 @@ def preview_command(step: str | None, folder: Path | None) -> None:
     """Render one step (an id, or `confirm`) or every step with sample data."""
     from .sending.preview import run
 
-    raise SystemExit(run(current_app._get_current_object(), step, folder, click.echo))
+    raise SystemExit(run(_context(), step, folder, click.echo))
 
 
 @click.group("sequence")
@@ -103,7 +109,7 @@ def sequence_check() -> None:
     """Check the sequence file and render every step with sample data."""
     from .sending.sequence_check import check
 
-    ok = check(click.echo)
+    ok = check(_context(), click.echo)
     raise SystemExit(0 if ok else 1)
 
 
@@ -122,7 +128,7 @@ def subscribers_show(email: str) -> None:
     subscriber = people.find(email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
-    click.echo(json.dumps(people.describe(subscriber), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(people.describe(_context(), subscriber), indent=2, ensure_ascii=False))
 
 
 @subscribers_group.command("forget")
@@ -135,7 +141,7 @@ def subscribers_forget(email: str) -> None:
     subscriber = people.find(email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
-    people.forget(subscriber)
+    people.forget(_context(), subscriber)
     click.echo(f"forgot {email}: erased, and suppressed until they sign up again")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask
 
 from .core import metrics
-from .sending import runtime
+from .core.settings import settings_of
 
 WORKER_START = 30.0  # seconds to wait for the worker before opening the web app anyway
 STOP_GRACE = 8.0  # seconds: the contract allows 10 for everything to be gone
@@ -40,7 +40,7 @@ def local_url(host: str, port: int) -> str:
 
 
 def commands(app: Flask, host: str, port: int) -> dict[str, list[str]]:
-    settings = runtime.settings(app)
+    settings = settings_of(app)
     python = sys.executable
     # One web process; on SQLite, writes take turns whatever the number of threads.
     web_threads = "4" if settings.database_url.startswith("sqlite") else "8"
@@ -69,7 +69,7 @@ def commands(app: Flask, host: str, port: int) -> dict[str, list[str]]:
 
 def supervise(app: Flask, host: str, port: int) -> int:
     """Start the children, wait for a signal or a death, stop them all; return the exit code."""
-    settings = runtime.settings(app)
+    settings = settings_of(app)
     env = {**os.environ, "INSTANCE_PATH": str(settings.instance_path)}
     if not os.environ.get("PUBLIC_URL"):
         # Links in emails should reach this very server, whatever port it was given.

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
+from service.sending.context import for_app
 from service.sending.delivery import deliver
 from service.sending.dispatch import run_pass
 
@@ -36,7 +37,8 @@ def dispatch_inline(app: Flask) -> list[str]:
     """One scheduler pass that delivers in this process; returns the outcomes."""
     outcomes: list[str] = []
     with app.app_context():
-        run_pass(lambda ids: outcomes.extend(deliver(i) for i in ids))
+        ctx = for_app(app)
+        run_pass(ctx, lambda ids: outcomes.extend(deliver(ctx, i) for i in ids))
     return outcomes
 
 

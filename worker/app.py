@@ -15,7 +15,8 @@ from service import create_app
 from service.core import logs, metrics
 from service.core.broker import celery_config
 from service.core.extensions import db
-from service.sending import runtime
+from service.core.settings import settings_of
+from service.sending.context import transport_of
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +30,20 @@ def bind(flask_app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = Celery("leadmagnet", task_cls=FlaskTask)
-    celery.conf.update(celery_config(runtime.settings(flask_app)))
+    celery.conf.update(celery_config(settings_of(flask_app)))
     flask_app.extensions["celery"] = celery
     from . import tasks
 
-    tasks.register(celery)
+    tasks.register(celery, flask_app)
 
     @setup_logging.connect(weak=False)
     def _logging(loglevel: int | None = None, **_: object) -> None:
         # Connected, this replaces Celery's own set-up: lines keep the service's format.
-        logs.configure(runtime.settings(flask_app).log_format, loglevel or logging.INFO)
+        logs.configure(settings_of(flask_app).log_format, loglevel or logging.INFO)
 
     @worker_init.connect(weak=False)
     def _metrics_server(sender: object = None, **_: object) -> None:
-        port = runtime.settings(flask_app).metrics_port
+        port = settings_of(flask_app).metrics_port
         if port is not None:
             forks = "prefork" in str(getattr(sender, "pool_cls", "prefork")).lower()
             start_metrics_server(flask_app, port, forks)
@@ -55,13 +56,13 @@ def bind(flask_app: Flask) -> Celery:
 
     @worker_shutdown.connect(weak=False)
     def _close_smtp(**_: object) -> None:
-        runtime.transport(flask_app).close()
+        transport_of(flask_app).close()
 
     return celery
 
 
 def ready_marker(flask_app: Flask) -> Path:
-    return runtime.settings(flask_app).instance_path / "worker.ready"
+    return settings_of(flask_app).instance_path / "worker.ready"
 
 
 def start_metrics_server(flask_app: Flask, port: int, forks: bool = False) -> None:

@@ -1,24 +1,27 @@
-"""Thin tasks: each takes ids and calls the service."""
+"""Thin tasks: each builds the context once, then calls the service with ids."""
 
 from __future__ import annotations
 
 from celery import Celery
 from celery.worker import state as worker_state
+from flask import Flask
 
 from service.core.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
 from service.people import housekeeping
 from service.sending import delivery, dispatch
+from service.sending.context import for_app
 
 HANDOFF_CHUNK = 50
 
 
-def register(celery: Celery) -> None:
+def register(celery: Celery, flask_app: Flask) -> None:
     @celery.task(name=DELIVER)
     def deliver(email_id: int) -> str:
-        return delivery.deliver(email_id)
+        return delivery.deliver(for_app(flask_app), email_id)
 
     @celery.task(name=DELIVER_BATCH)
     def deliver_batch(email_ids: list[int]) -> int:
+        ctx = for_app(flask_app)  # one content snapshot for the whole batch
         sent = 0
         for done, email_id in enumerate(email_ids):
             # Celery sets these to an exit code (0 for a warm shutdown), so test for None.
@@ -27,7 +30,7 @@ def register(celery: Celery) -> None:
                 # rather than when the dispatcher's hand-off times out.
                 dispatch.release(email_ids[done:])
                 break
-            sent += delivery.deliver(email_id) == "sent"
+            sent += delivery.deliver(ctx, email_id) == "sent"
         return sent
 
     @celery.task(name=DISPATCH)
@@ -36,8 +39,8 @@ def register(celery: Celery) -> None:
             for start in range(0, len(ids), HANDOFF_CHUNK):
                 celery.send_task(DELIVER_BATCH, args=[ids[start : start + HANDOFF_CHUNK]])
 
-        return dispatch.run_pass(handoff)
+        return dispatch.run_pass(for_app(flask_app), handoff)
 
     @celery.task(name=HOUSEKEEPING)
     def run_housekeeping() -> int:
-        return housekeeping.purge_unconfirmed()
+        return housekeeping.purge_unconfirmed(for_app(flask_app))

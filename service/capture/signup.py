@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..content.sequence import Sequence
 from ..core import metrics
 from ..core.addresses import email_key, mailbox_key
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Subscriber, SubscriberStatus
 from ..people import consent
-from ..sending import runtime
+from ..sending.context import Context
 from ..sending.schedule import (
     recent_confirmation,
     schedule_confirmation,
@@ -30,35 +27,38 @@ log = logging.getLogger(__name__)
 OPTED_OUT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 
 
-def sign_up(data: SignupInput, meta: consent.RequestMeta, *, proven: bool = False) -> list[int]:
+def sign_up(
+    ctx: Context, data: SignupInput, meta: consent.RequestMeta, *, proven: bool = False
+) -> list[int]:
     """Record the signup and return the ids of emails to send now (after the commit).
     `proven`: it came through a link emailed to the address (the resubscribe button)."""
     if data.honeypot:
         return []
     try:
-        subscriber_id, ids = _sign_up(data, meta, proven)
+        subscriber_id, ids = _sign_up(ctx, data, meta, proven)
         db.session.commit()
     except IntegrityError:
         # Two signups of one new address at once: the loser finds the winner's row.
         db.session.rollback()
-        subscriber_id, ids = _sign_up(data, meta, proven)
+        subscriber_id, ids = _sign_up(ctx, data, meta, proven)
         db.session.commit()
     metrics.signed_up()
     log.info("signup of subscriber %s", subscriber_id, extra={"subscriber_id": subscriber_id})
     return ids
 
 
-def _sign_up(data: SignupInput, meta: consent.RequestMeta, proven: bool) -> tuple[int, list[int]]:
+def _sign_up(
+    ctx: Context, data: SignupInput, meta: consent.RequestMeta, proven: bool
+) -> tuple[int, list[int]]:
     """The subscriber's id, and the emails to send now."""
-    sequence, sender = runtime.sequence(), runtime.mail_from()
-    now = utcnow()
+    now = ctx.now()
     subscriber = db.session.scalar(
         select(Subscriber).where(Subscriber.email_key == email_key(data.email)).with_for_update()
     )
     if subscriber is not None:
-        return subscriber.id, _again(subscriber, data, meta, now, sequence, sender, proven)
+        return subscriber.id, _again(ctx, subscriber, data, meta, proven)
     # A stranger may type any address: one that opted out comes back only by confirming.
-    confirm_first = runtime.settings().double_opt_in or _opted_out(data.email)
+    confirm_first = ctx.settings.double_opt_in or _opted_out(ctx, data.email)
     subscriber = Subscriber(
         email=data.email,
         email_key=email_key(data.email),
@@ -71,13 +71,13 @@ def _sign_up(data: SignupInput, meta: consent.RequestMeta, proven: bool) -> tupl
     )
     db.session.add(subscriber)
     db.session.flush()
-    consent.record(subscriber, "consent", sequence.consent, meta, now)
+    consent.record(subscriber, "consent", ctx.content.consent, meta, now)
     if confirm_first:
-        return subscriber.id, _confirm_again(subscriber, now, sequence, sender)
-    return subscriber.id, [schedule_step(subscriber, sequence.first, now, sequence, sender).id]
+        return subscriber.id, _confirm_again(ctx, subscriber)
+    return subscriber.id, [schedule_step(ctx, subscriber, ctx.content.first, now).id]
 
 
-def _opted_out(address: str) -> bool:
+def _opted_out(ctx: Context, address: str) -> bool:
     """Suppressed (unsubscribed, bounced, complained, forgotten), or another spelling of the
     same mailbox is: `ann+1@` is no way around the unsubscribe of `ann@`."""
     siblings = db.session.execute(
@@ -87,31 +87,29 @@ def _opted_out(address: str) -> bool:
     ).all()
     if any(status in OPTED_OUT for _email, status in siblings):
         return True
-    return any(is_suppressed(known) for known in {address, *(email for email, _ in siblings)})
+    return any(is_suppressed(ctx, known) for known in {address, *(email for email, _ in siblings)})
 
 
 def _again(
+    ctx: Context,
     subscriber: Subscriber,
     data: SignupInput,
     meta: consent.RequestMeta,
-    now: datetime,
-    sequence: Sequence,
-    sender: str,
     proven: bool,
 ) -> list[int]:
     """A known address signs up again: what goes out now depends on where they stand.
     Nobody is renamed here: anyone can type anyone's address."""
-    consent.record(subscriber, "consent", sequence.consent, meta, now)
-    opted_out = subscriber.status in OPTED_OUT or is_suppressed(subscriber.email)
+    consent.record(subscriber, "consent", ctx.content.consent, meta, ctx.now())
+    opted_out = subscriber.status in OPTED_OUT or is_suppressed(ctx, subscriber.email)
     if subscriber.status == SubscriberStatus.ACTIVE and not opted_out:
-        resend = schedule_resend(subscriber, now, sequence, sender)
+        resend = schedule_resend(ctx, subscriber)
         return [resend.id] if resend else []
-    if opted_out and proven and not runtime.settings().double_opt_in:
-        return reinstate(subscriber, now, sequence, sender)
+    if opted_out and proven and not ctx.settings.double_opt_in:
+        return reinstate(ctx, subscriber)
     # Pending, or coming back after an opt-out: only the confirmation link lets them in.
     subscriber.status = SubscriberStatus.PENDING
     _keep_aside(subscriber, data)
-    return _confirm_again(subscriber, now, sequence, sender)
+    return _confirm_again(ctx, subscriber)
 
 
 def _keep_aside(subscriber: Subscriber, data: SignupInput) -> None:
@@ -124,11 +122,9 @@ def _keep_aside(subscriber: Subscriber, data: SignupInput) -> None:
         subscriber.requested_time_zone = data.time_zone if changed else None
 
 
-def _confirm_again(
-    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
-) -> list[int]:
+def _confirm_again(ctx: Context, subscriber: Subscriber) -> list[int]:
     """At most one confirmation email a day per mailbox, however often the form is sent
     and however the address is spelt (list bombing)."""
-    if recent_confirmation(subscriber, now):
+    if recent_confirmation(subscriber, ctx.now()):
         return []
-    return [schedule_confirmation(subscriber, now, sequence, sender).id]
+    return [schedule_confirmation(ctx, subscriber).id]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from celery import Celery
 from flask import Flask
 
-from .settings import Settings
+from .settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
 DELIVER = "leadmagnet.deliver"
@@ -66,7 +66,7 @@ def producer(app: Flask) -> Celery:
     """The Celery app used to send tasks; the worker installs its own bound one instead."""
     celery = app.extensions.get("celery")
     if celery is None:
-        settings: Settings = app.extensions["leadmagnet.settings"]
+        settings = settings_of(app)
         celery = Celery("leadmagnet", set_as_current=False)
         celery.conf.update(celery_config(settings))
         # A nudge is best effort: with the broker down, fail on the first refused connection

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from flask import Flask
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -34,6 +35,10 @@ HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Peers whose X-Forwarded-* headers count (with TRUSTED_PROXIES): where proxies live.
 PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+# Where the app factory keeps the settings it read: settings_of(app) reads them back.
+EXTENSION = "leadmagnet.settings"
 
 
 class SettingsError(SystemExit):
@@ -548,3 +553,14 @@ def _sendgrid_key(raw: str | None) -> str | None:
             "SENDGRID_WEBHOOK_PUBLIC_KEY", "must be SendGrid's P-256 public key (base64 or PEM)"
         ) from None
     return raw
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Keep the settings on the app the factory built (read once, there)."""
+    app.extensions[EXTENSION] = settings
+
+
+def settings_of(app: Flask) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = app.extensions[EXTENSION]
+    return settings

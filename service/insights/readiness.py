@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.file_modes import PRIVATE_FOLDER
-from ..sending import runtime
+from ..core.settings import settings_of
 from ..sending.transport import probe
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def mail(app: Flask) -> str | None:
 
 def _probe_mail(app: Flask) -> str | None:
     """The SMTP server answers EHLO, or the outbox folder is writable; else what is wrong."""
-    url = runtime.settings(app).email_url
+    url = settings_of(app).email_url
     if url.is_file:
         folder = url.path
         with contextlib.suppress(OSError):

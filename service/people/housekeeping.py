@@ -6,16 +6,16 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Subscriber, SubscriberStatus
+from ..sending.context import Context
 
 UNCONFIRMED_TTL = timedelta(days=30)
 
 
-def purge_unconfirmed() -> int:
+def purge_unconfirmed(ctx: Context) -> int:
     """Delete signups never confirmed: they gave no complete consent, so we keep nothing."""
-    cutoff = utcnow() - UNCONFIRMED_TTL
+    cutoff = ctx.now() - UNCONFIRMED_TTL
     result = db.session.execute(
         delete(Subscriber).where(
             Subscriber.status == SubscriberStatus.PENDING,

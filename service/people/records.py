@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from ..core.addresses import email_key
 from ..core.extensions import db
 from ..core.models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
+from ..sending.context import Context
 from ..sending.suppression import is_suppressed, suppress
 
 EXPORT_FIELDS = (
@@ -35,7 +36,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def describe(subscriber: Subscriber) -> dict:
+def describe(ctx: Context, subscriber: Subscriber) -> dict:
     """All we hold on one person, as plain data (for `subscribers show`)."""
     return {
         "email": subscriber.email,
@@ -45,7 +46,7 @@ def describe(subscriber: Subscriber) -> dict:
         "signed_up_at": _iso(subscriber.created_at),
         "confirmed_at": _iso(subscriber.confirmed_at),
         "unsubscribed_at": _iso(subscriber.unsubscribed_at),
-        "suppressed": is_suppressed(subscriber.email),
+        "suppressed": is_suppressed(ctx, subscriber.email),
         "guide_downloads": {
             "count": subscriber.guide_downloads,
             "first_at": _iso(subscriber.first_download_at),
@@ -91,11 +92,11 @@ def _attempt(attempt: DeliveryAttempt) -> dict:
     }
 
 
-def forget(subscriber: Subscriber) -> None:
+def forget(ctx: Context, subscriber: Subscriber) -> None:
     """Erase the person; only a keyed hash stays, so they get no email until they consent
     again. Consent records, emails and the delivery log go with the subscriber row."""
     address = subscriber.email
-    suppress(address, "erased")
+    suppress(ctx, address, "erased")
     for forget_elsewhere in ERASERS:
         forget_elsewhere(address)
     db.session.delete(subscriber)

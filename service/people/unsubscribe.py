@@ -7,10 +7,9 @@ import logging
 from sqlalchemy import select
 
 from ..core import metrics
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
-from ..sending import runtime
+from ..sending.context import Context
 from ..sending.schedule import cancel_open
 from ..sending.suppression import suppress
 from . import consent
@@ -18,7 +17,7 @@ from . import consent
 log = logging.getLogger(__name__)
 
 
-def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | None:
+def unsubscribe(ctx: Context, subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | None:
     """Idempotent: a second call changes nothing and records nothing."""
     subscriber = db.session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
@@ -26,12 +25,12 @@ def unsubscribe(subscriber_id: int, meta: consent.RequestMeta) -> Subscriber | N
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
         db.session.commit()
         return subscriber
-    now = utcnow()
+    now = ctx.now()
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     subscriber.unsubscribed_at = now
-    consent.record(subscriber, "withdrawal", runtime.sequence().consent, meta, now)
+    consent.record(subscriber, "withdrawal", ctx.content.consent, meta, now)
     cancel_open(subscriber.id)
-    suppress(subscriber.email, "unsubscribed")
+    suppress(ctx, subscriber.email, "unsubscribed")
     step = last_step_sent(subscriber.id)
     db.session.commit()
     metrics.unsubscribed(step)

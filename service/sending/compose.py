@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from email.message import EmailMessage
-
-from flask import Flask
 
 from ..content.rendering import RenderedEmail, render_email
 from ..content.sequence import Sequence
 from ..core import tokens
 from ..core.models import Purpose, ScheduledEmail, Subscriber
-from . import runtime
+from ..core.settings import Settings
+from .context import Context
 from .message import build_message
 
 
-def links(app: Flask, subscriber: tokens.Holder) -> dict[str, str]:
-    settings = runtime.settings(app)
+def links(settings: Settings, subscriber: tokens.Holder) -> dict[str, str]:
     keys, base = settings.secret_keys, settings.public_url
     return {
         "unsubscribe_url": f"{base}/unsubscribe/"
@@ -37,11 +34,9 @@ def template_for(email: ScheduledEmail, sequence: Sequence) -> str | None:
     return step.template if step else None
 
 
-def context(
-    app: Flask, sequence: Sequence, subscriber: Subscriber, template: str, preheader: str = ""
-) -> dict:
-    settings = runtime.settings(app)
-    urls = links(app, subscriber)
+def context(ctx: Context, subscriber: Subscriber, template: str, preheader: str = "") -> dict:
+    """The template variables of one email to one subscriber."""
+    urls = links(ctx.settings, subscriber)
     if template != "confirm":
         urls.pop("confirm_url")
     return {
@@ -51,24 +46,24 @@ def context(
         "email": subscriber.email,
         "signed_up_on": f"{subscriber.created_at:%B} {subscriber.created_at.day}, "
         f"{subscriber.created_at:%Y}",
-        "public_url": settings.public_url,
-        "postal_address": sequence.postal_address,
-        "sender_name": runtime.mail_from(app).partition("<")[0].strip().strip('"'),
-        "guide": sequence.guide,
-        "brand": sequence.brand,
+        "public_url": ctx.settings.public_url,
+        "postal_address": ctx.content.postal_address,
+        "sender_name": ctx.sender.partition("<")[0].strip().strip('"'),
+        "guide": ctx.content.guide,
+        "brand": ctx.content.brand,
         "preheader": preheader,
     }
 
 
-def render_for(app: Flask, email: ScheduledEmail, subscriber: Subscriber) -> RenderedEmail | None:
-    sequence = runtime.sequence(app)
-    template = template_for(email, sequence)
+def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> RenderedEmail | None:
+    """The email rendered from the context's content snapshot; None when its step left."""
+    template = template_for(email, ctx.content)
     if template is None:
         return None
-    step = sequence.step(email.step_id)
+    step = ctx.content.step(email.step_id)
     preheader = step.preheader if step else ""
-    ctx = context(app, sequence, subscriber, template, preheader)
-    return render_email(template, ctx, runtime.settings(app).templates_dir)
+    variables = context(ctx, subscriber, template, preheader)
+    return render_email(template, variables, ctx.settings.templates_dir)
 
 
 def smtp_address(address: str) -> str:
@@ -80,23 +75,19 @@ def smtp_address(address: str) -> str:
 
 
 def compose(
-    app: Flask,
-    email: ScheduledEmail,
-    subscriber: Subscriber,
-    rendered: RenderedEmail,
-    now: datetime,
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber, rendered: RenderedEmail
 ) -> tuple[EmailMessage, str, str]:
-    """The message and its envelope (sender, recipient)."""
-    sender = runtime.mail_from(app)
+    """The message and its envelope (sender, recipient), dated now."""
     recipient = smtp_address(subscriber.email)
     msg = build_message(
         rendered,
-        mail_from=sender,
+        mail_from=ctx.sender,
         to_address=recipient,
         to_name=subscriber.first_name,
         message_id=email.message_id,
-        unsubscribe_url=links(app, subscriber)["unsubscribe_url"],
-        date=now,
+        unsubscribe_url=links(ctx.settings, subscriber)["unsubscribe_url"],
+        date=ctx.now(),
     )
+    sender = ctx.sender
     envelope_from = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender
     return msg, envelope_from, recipient

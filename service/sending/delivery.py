@@ -7,12 +7,10 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from ..core import metrics
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.logs import mask_addresses
 from ..core.models import (
@@ -24,8 +22,8 @@ from ..core.models import (
     SubscriberStatus,
     Suppression,
 )
-from . import runtime
 from .compose import compose, render_for
+from .context import Context
 from .schedule import cancel_open, schedule_next
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult
@@ -82,11 +80,12 @@ def _load(email_id: int) -> tuple[ScheduledEmail | None, Subscriber | None]:
     return (row[0], row[1]) if row else (None, None)
 
 
-def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
+def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> bool:
     """One fresh read just before SMTP: still claimed by us, subscriber still in, the
     address not suppressed (an unsubscribe or a webhook since the claim wins). A
     confirmation goes to a suppressed address: it is the one way back after an opt-out."""
-    suppressed = exists().where(Suppression.email_hash.in_(address_hashes(subscriber.email)))
+    hashes = address_hashes(ctx, subscriber.email)
+    suppressed = exists().where(Suppression.email_hash.in_(hashes))
     row = db.session.execute(
         select(ScheduledEmail.status, Subscriber.status, suppressed)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
@@ -100,28 +99,28 @@ def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
     )
 
 
-def deliver(email_id: int) -> str:
-    """Deliver one scheduled email if it is due and still wanted; return what happened."""
-    app = current_app._get_current_object()
-    now = utcnow()
-    if not claim(email_id, now, runtime.settings(app).send_lease):
+def deliver(ctx: Context, email_id: int) -> str:
+    """Deliver one scheduled email if it is due and still wanted; return what happened.
+    Rendered and followed by its next step from one content snapshot, the context's."""
+    now = ctx.now()
+    if not claim(email_id, now, ctx.settings.send_lease):
         return "not-claimed"
     email, subscriber = _load(email_id)
     if email is None or subscriber.status != _wanted_status(email):
         return _finish(email, EmailStatus.CANCELLED, "cancelled")
-    rendered = render_for(app, email, subscriber)
+    rendered = render_for(ctx, email, subscriber)
     if rendered is None:  # its step was removed from the sequence: move on to the next
-        schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
+        schedule_next(ctx, subscriber, email.step_id, now)
         return _finish(email, EmailStatus.CANCELLED, "skipped")
-    msg, sender, recipient = compose(app, email, subscriber, rendered, now)
-    if not still_wanted(email, subscriber):
+    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+    if not still_wanted(ctx, email, subscriber):
         return _finish(email, EmailStatus.CANCELLED, "cancelled")
     db.session.commit()  # no transaction held open across the network call
     try:
-        result = runtime.transport(app).send(msg, sender, recipient)
+        result = ctx.transport.send(msg, sender, recipient)
     except DeliveryError as exc:
-        return _failed(email, subscriber, exc)
-    return _sent(email, subscriber, result)
+        return _failed(ctx, email, subscriber, exc)
+    return _sent(ctx, email, subscriber, result)
 
 
 def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
@@ -155,13 +154,13 @@ def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now:
     )
 
 
-def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> str:
+def _sent(ctx: Context, email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> str:
     """Record an accepted send. The server has the message now: if the database connection
     drops at this moment, try again on a fresh one rather than leave the row to a resend."""
     email_id, subscriber_id = email.id, subscriber.id
     for attempt in range(RECORD_TRIES):
         try:
-            return _record_sent(email_id, subscriber_id, result)
+            return _record_sent(ctx, email_id, subscriber_id, result)
         except OperationalError:
             db.session.rollback()
             if attempt == RECORD_TRIES - 1:
@@ -171,9 +170,8 @@ def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> 
     raise AssertionError("unreachable")
 
 
-def _record_sent(email_id: int, subscriber_id: int, result: SendResult) -> str:
-    app = current_app._get_current_object()
-    now = utcnow()
+def _record_sent(ctx: Context, email_id: int, subscriber_id: int, result: SendResult) -> str:
+    now = ctx.now()
     email = db.session.get(ScheduledEmail, email_id)
     subscriber = db.session.get(Subscriber, subscriber_id)
     email.status = EmailStatus.SENT
@@ -182,7 +180,7 @@ def _record_sent(email_id: int, subscriber_id: int, result: SendResult) -> str:
     email.last_error = None
     _log(email, "sent", result.code, result.reply, now)
     if email.purpose == Purpose.DRIP:
-        schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
+        schedule_next(ctx, subscriber, email.step_id, now)
     db.session.commit()
     metrics.email_sent(email.step_id)
     log.info("sent email %s (step %s)", email.id, email.step_id, extra=_about(email))
@@ -200,8 +198,8 @@ def _first_try(email: ScheduledEmail, now: datetime) -> datetime:
     return first or now
 
 
-def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -> str:
-    now = utcnow()
+def _failed(ctx: Context, email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -> str:
+    now = ctx.now()
     email.lease_until = None
     email.last_error = str(exc)[:2000]
     # SMTP replies often quote the recipient: the log gets the reply with the address masked.
@@ -225,7 +223,7 @@ def _failed(email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -
         _log(email, "bounced", exc.code, exc.reply, now)
         subscriber.status = SubscriberStatus.BOUNCED
         cancel_open(subscriber.id)
-        suppress(subscriber.email, "bounced")
+        suppress(ctx, subscriber.email, "bounced")
         db.session.commit()
         metrics.send_failed("bounced")
         log.warning(

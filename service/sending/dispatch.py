@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import EmailStatus, ScheduledEmail
-from . import runtime
+from .context import Context
 from .sequence_sync import sync_if_changed
 
 log = logging.getLogger(__name__)
@@ -67,14 +66,14 @@ def release(ids: list[int]) -> None:
     db.session.commit()
 
 
-def run_pass(handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:
+def run_pass(ctx: Context, handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:
     """One scheduler pass; returns how many emails were handed off."""
-    changes = sync_if_changed(runtime.sequence(), runtime.mail_from())
+    changes = sync_if_changed(ctx)
     if changes:
         log.info("applied the edited sequence file to %s scheduled emails", len(changes))
     total = 0
     for _ in range(MAX_BATCHES):
-        ids = claim_due(utcnow(), batch)
+        ids = claim_due(ctx.now(), batch)
         if not ids:
             break
         try:

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-
-from flask import Flask
 
 from ..content.rendering import RenderedEmail
-from ..core.clock import utcnow
-from ..core.models import Purpose
-from . import runtime
+from ..core.models import Purpose, ScheduledEmail
 from .compose import compose, render_for
+from .context import Context
 from .message import new_message_id
 from .sequence_check import sample_subscriber
 from .transport import serialize
@@ -29,38 +25,37 @@ class Preview:
     data: bytes  # the whole message, exactly as the transport would write or send it
 
 
-def names(app: Flask) -> list[str]:
+def names(ctx: Context) -> list[str]:
     """Every previewable email: the sequence's steps in order, then the confirmation."""
-    ids = [step.id for step in runtime.sequence(app).steps]
+    ids = [step.id for step in ctx.content.steps]
     return ids if CONFIRM in ids else [*ids, CONFIRM]
 
 
-def render_preview(app: Flask, name: str) -> Preview:
-    """One email for the sample subscriber "Sam", through the worker's own code path."""
-    steps = {step.id for step in runtime.sequence(app).steps}
+def render_preview(ctx: Context, name: str) -> Preview:
+    """One email for the sample subscriber "Sam", through the worker's own code path: the
+    rows are real models made in memory, never added to the session."""
+    steps = {step.id for step in ctx.content.steps}
     purpose = Purpose.CONFIRM if name == CONFIRM and name not in steps else Purpose.DRIP
     subscriber = sample_subscriber()
-    email = SimpleNamespace(
-        purpose=purpose, step_id=name, message_id=new_message_id(runtime.mail_from(app))
-    )
-    rendered = render_for(app, email, subscriber)  # type: ignore[arg-type]
+    email = ScheduledEmail(purpose=purpose, step_id=name, message_id=new_message_id(ctx.sender))
+    rendered = render_for(ctx, email, subscriber)
     if rendered is None:
         raise KeyError(name)
-    msg, sender, recipient = compose(app, email, subscriber, rendered, utcnow())  # type: ignore[arg-type]
-    return Preview(name, rendered, serialize(msg, sender, recipient, runtime.settings(app).dkim))
+    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+    return Preview(name, rendered, serialize(msg, sender, recipient, ctx.settings.dkim))
 
 
-def run(app: Flask, step: str | None, folder: Path | None, echo: Callable[..., None]) -> int:
+def run(ctx: Context, step: str | None, folder: Path | None, echo: Callable[..., None]) -> int:
     """Print (or, with a folder, write) one step or all; return the exit code."""
-    available = names(app)
+    available = names(ctx)
     if step is not None and step not in available:
         echo(
-            f"leadmagnet: no step {step!r} in {runtime.settings(app).sequence_file.name}; "
+            f"leadmagnet: no step {step!r} in {ctx.settings.sequence_file.name}; "
             f"choose one of: {', '.join(available)}",
             err=True,
         )
         return UNKNOWN_STEP
-    previews = [render_preview(app, name) for name in ([step] if step else available)]
+    previews = [render_preview(ctx, name) for name in ([step] if step else available)]
     if folder is None:
         for preview in previews:
             echo(f"==> {preview.name}\nSubject: {preview.rendered.subject}\n")

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db
 from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
+from .context import Context
 from .message import new_message_id
 
 RESEND_GAP = timedelta(days=1)
@@ -20,7 +21,7 @@ def zone_of(subscriber: Subscriber, sequence: Sequence) -> ZoneInfo:
 
 
 def _add(
-    subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime, sender: str
+    ctx: Context, subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime
 ) -> ScheduledEmail:
     email = ScheduledEmail(
         subscriber_id=subscriber.id,
@@ -30,7 +31,7 @@ def _add(
         anchor_at=anchor,
         due_at=due,
         attempts=0,
-        message_id=new_message_id(sender),
+        message_id=new_message_id(ctx.sender),
         created_at=anchor,
     )
     db.session.add(email)
@@ -39,23 +40,22 @@ def _add(
 
 
 def schedule_step(
-    subscriber: Subscriber, step: Step, anchor: datetime, sequence: Sequence, sender: str
+    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime
 ) -> ScheduledEmail:
-    due = step.due_after(anchor, zone_of(subscriber, sequence))
-    return _add(subscriber, step, Purpose.DRIP, anchor, due, sender)
+    """A drip step, due its delay after `anchor` (in its send window)."""
+    due = step.due_after(anchor, zone_of(subscriber, ctx.content))
+    return _add(ctx, subscriber, step, Purpose.DRIP, anchor, due)
 
 
-def schedule_confirmation(
-    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
-) -> ScheduledEmail:
+def schedule_confirmation(ctx: Context, subscriber: Subscriber) -> ScheduledEmail:
+    now = ctx.now()
     step = Step(id="confirm", delay=timedelta(0), template="confirm")
-    return _add(subscriber, step, Purpose.CONFIRM, now, now, sender)
+    return _add(ctx, subscriber, step, Purpose.CONFIRM, now, now)
 
 
-def schedule_resend(
-    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
-) -> ScheduledEmail | None:
+def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
     """The guide again for someone who asked twice, at most once a day."""
+    now, sequence = ctx.now(), ctx.content
     recent = db.session.scalar(
         select(ScheduledEmail.id).where(
             ScheduledEmail.subscriber_id == subscriber.id,
@@ -67,7 +67,7 @@ def schedule_resend(
     )
     if recent is not None:
         return None
-    return _add(subscriber, sequence.first, Purpose.RESEND, now, now, sender)
+    return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now)
 
 
 def _drip_rows(subscriber_id: int) -> dict[str, ScheduledEmail]:
@@ -86,30 +86,30 @@ def _sent(rows: dict[str, ScheduledEmail]) -> set[str]:
 
 
 def schedule_next(
-    subscriber: Subscriber, after_step_id: str, sent_at: datetime, sequence: Sequence, sender: str
+    ctx: Context, subscriber: Subscriber, after_step_id: str, sent_at: datetime
 ) -> ScheduledEmail | None:
-    """Schedule the step after `after_step_id`, `delay` after the send that just happened."""
+    """Schedule the step after `after_step_id`, `delay` after the send that just happened,
+    as the context's content snapshot has it."""
     rows = _drip_rows(subscriber.id)
-    step = sequence.after(after_step_id, _sent(rows))
+    step = ctx.content.after(after_step_id, _sent(rows))
     if step is None:
         return None
     if step.id in rows:
-        return _revive(rows[step.id], subscriber, step, sent_at, sequence)
-    return schedule_step(subscriber, step, sent_at, sequence, sender)
+        return _revive(rows[step.id], subscriber, step, sent_at, ctx.content)
+    return schedule_step(ctx, subscriber, step, sent_at)
 
 
-def resume_drip(
-    subscriber: Subscriber, now: datetime, sequence: Sequence, sender: str
-) -> ScheduledEmail | None:
+def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
     """After a resubscription: the step they stopped at comes back, counted from now."""
+    now = ctx.now()
     rows = _drip_rows(subscriber.id)
     sent = _sent(rows)
-    step = next((s for s in sequence.steps if s.id not in sent), None)
+    step = next((s for s in ctx.content.steps if s.id not in sent), None)
     if step is None:
         return None
     if step.id in rows:
-        return _revive(rows[step.id], subscriber, step, now, sequence)
-    return schedule_step(subscriber, step, now, sequence, sender)
+        return _revive(rows[step.id], subscriber, step, now, ctx.content)
+    return schedule_step(ctx, subscriber, step, now)
 
 
 def recent_confirmation(subscriber: Subscriber, now: datetime) -> bool:

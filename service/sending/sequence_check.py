@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from types import SimpleNamespace
+from dataclasses import replace
 
-from flask import current_app
 from jinja2 import TemplateError
 from sqlalchemy import func, inspect, select
 
@@ -16,14 +15,16 @@ from ..content.rendering import render_email
 from ..content.sequence import Sequence, SequenceError, load_sequence
 from ..core.clock import utcnow
 from ..core.extensions import db
-from ..core.models import EmailStatus, Purpose, ScheduledEmail
-from . import runtime
+from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
 from .compose import context
+from .context import Context
 from .sequence_sync import Change, plan, snapshot, stored_state
 
 
-def sample_subscriber(first_name: str = "Sam") -> SimpleNamespace:
-    return SimpleNamespace(
+def sample_subscriber(first_name: str = "Sam") -> Subscriber:
+    """A subscriber row made in memory only, never added to the session: what previews and
+    checks render for."""
+    return Subscriber(
         id=0,
         token_key="sample",  # no row has id 0: the sample's links open nobody's page
         first_name=first_name,
@@ -39,29 +40,31 @@ def format_delay(seconds: int) -> str:
     return f"{seconds}s" if seconds else "0"
 
 
-def check(echo: Callable[[str], None]) -> bool:
-    settings = runtime.settings()
+def check(ctx: Context, echo: Callable[[str], None]) -> bool:
+    """Read the file afresh (not the context's snapshot: the point is to check the edit),
+    render every step, then show positions and what applying it would change."""
+    settings = ctx.settings
     load_sequence.cache_clear()
     try:
         sequence = load_sequence(settings.sequence_file, settings.templates_dir)
     except SequenceError as exc:
         echo(f"error: {exc}")
         return False
-    ok = _render_steps(sequence, echo)
+    ok = _render_steps(ctx, sequence, echo)
     if inspect(db.engine).has_table(ScheduledEmail.__tablename__):
         _positions(sequence, echo)
         _edits(sequence, echo)
     return ok
 
 
-def _render_steps(sequence: Sequence, echo: Callable[[str], None]) -> bool:
-    app = current_app._get_current_object()
+def _render_steps(ctx: Context, sequence: Sequence, echo: Callable[[str], None]) -> bool:
     ok = True
-    echo(f"{runtime.settings().sequence_file}: {len(sequence.steps)} steps")
+    echo(f"{ctx.settings.sequence_file}: {len(sequence.steps)} steps")
+    checked = replace(ctx, content=sequence)
     for step in sequence.steps:
         try:
-            ctx = context(app, sequence, sample_subscriber(), step.template, step.preheader)
-            rendered = render_email(step.template, ctx, runtime.settings().templates_dir)
+            variables = context(checked, sample_subscriber(), step.template, step.preheader)
+            rendered = render_email(step.template, variables, ctx.settings.templates_dir)
         except TemplateError as exc:
             echo(f"error: step {step.id!r}: template {step.template!r} fails to render: {exc}")
             ok = False

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db
 from ..core.models import EmailStatus, Purpose, ScheduledEmail, SequenceState, Subscriber
+from .context import Context
 from .schedule import schedule_step, zone_of
 
 STATE_ID = 1
@@ -105,8 +106,10 @@ def plan(sequence: Sequence) -> list[Change]:
     return changes
 
 
-def apply(sequence: Sequence, sender: str) -> list[Change]:
-    """Reschedule, replace or end open rows so they follow the current file; one transaction."""
+def apply(ctx: Context) -> list[Change]:
+    """Reschedule, replace or end open rows so they follow the context's content; one
+    transaction."""
+    sequence = ctx.content
     changes = plan(sequence)
     for change in changes:
         row = db.session.get(ScheduledEmail, change.email_id)
@@ -117,13 +120,13 @@ def apply(sequence: Sequence, sender: str) -> list[Change]:
         db.session.flush()
         if change.new_step is not None:
             subscriber = db.session.get(Subscriber, change.subscriber_id)
-            _replace(subscriber, sequence.step(change.new_step), row.anchor_at, sequence, sender)
+            step = sequence.step(change.new_step)
+            assert step is not None  # plan() took it from this sequence
+            _replace(ctx, subscriber, step, row.anchor_at)
     return changes
 
 
-def _replace(
-    subscriber: Subscriber, step: Step, anchor: datetime, sequence: Sequence, sender: str
-) -> None:
+def _replace(ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime) -> None:
     existing = db.session.scalar(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber.id,
@@ -132,19 +135,20 @@ def _replace(
         )
     )
     if existing is None:
-        schedule_step(subscriber, step, anchor, sequence, sender)
+        schedule_step(ctx, subscriber, step, anchor)
     elif existing.status in (EmailStatus.CANCELLED, EmailStatus.FAILED):
         existing.status = EmailStatus.PENDING
         existing.anchor_at = anchor
-        existing.due_at = step.due_after(anchor, zone_of(subscriber, sequence))
+        existing.due_at = step.due_after(anchor, zone_of(subscriber, ctx.content))
 
 
 def stored_state() -> SequenceState | None:
     return db.session.get(SequenceState, STATE_ID)
 
 
-def sync_if_changed(sequence: Sequence, sender: str) -> list[Change] | None:
-    """Called by each scheduler pass: apply the file once after it changed."""
+def sync_if_changed(ctx: Context) -> list[Change] | None:
+    """Called by each scheduler pass: apply the context's content once after it changed."""
+    sequence = ctx.content
     current = fingerprint(sequence)
     state = stored_state()
     if state is not None and state.fingerprint == current:
@@ -155,7 +159,7 @@ def sync_if_changed(sequence: Sequence, sender: str) -> list[Change] | None:
     if state is not None and state.fingerprint == current:
         db.session.rollback()
         return None
-    changes = apply(sequence, sender)
+    changes = apply(ctx)
     if state is None:
         state = SequenceState(id=STATE_ID)
         db.session.add(state)

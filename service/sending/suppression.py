@@ -8,39 +8,38 @@ import hmac
 from sqlalchemy import delete, select
 
 from ..core.addresses import email_key
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import Suppression
-from . import runtime
+from .context import Context
 
 
 def address_hash(address: str, key: str) -> str:
     return hmac.new(key.encode(), email_key(address).encode(), hashlib.sha256).hexdigest()
 
 
-def address_hashes(address: str) -> list[str]:
+def address_hashes(ctx: Context, address: str) -> list[str]:
     # Every key of SECRET_KEY: an entry made before a key rotation still matches.
-    return [address_hash(address, key) for key in runtime.settings().secret_keys]
+    return [address_hash(address, key) for key in ctx.settings.secret_keys]
 
 
-def suppress(address: str, reason: str) -> None:
+def suppress(ctx: Context, address: str, reason: str) -> None:
     """Add the address (no-op if present). Part of the caller's transaction."""
-    if is_suppressed(address):
+    if is_suppressed(ctx, address):
         return
-    digest = address_hash(address, runtime.settings().secret_keys[0])
-    db.session.add(Suppression(email_hash=digest, reason=reason, created_at=utcnow()))
+    digest = address_hash(address, ctx.settings.secret_keys[0])
+    db.session.add(Suppression(email_hash=digest, reason=reason, created_at=ctx.now()))
     db.session.flush()
 
 
-def is_suppressed(address: str) -> bool:
+def is_suppressed(ctx: Context, address: str) -> bool:
     found = db.session.scalar(
-        select(Suppression.id).where(Suppression.email_hash.in_(address_hashes(address)))
+        select(Suppression.id).where(Suppression.email_hash.in_(address_hashes(ctx, address)))
     )
     return found is not None
 
 
-def lift(address: str) -> None:
+def lift(ctx: Context, address: str) -> None:
     """A fresh consent lifts the suppression. Part of the caller's transaction."""
     db.session.execute(
-        delete(Suppression).where(Suppression.email_hash.in_(address_hashes(address)))
+        delete(Suppression).where(Suppression.email_hash.in_(address_hashes(ctx, address)))
     )

@@ -2,7 +2,6 @@
 
 from flask import Flask
 
-from ..sending import runtime
 from . import (
     admin,
     api,
@@ -19,6 +18,7 @@ from . import (
     signup,
     webhooks,
 )
+from .context import current
 
 
 def register(app: Flask) -> None:
@@ -32,5 +32,5 @@ def register(app: Flask) -> None:
 
     @app.context_processor
     def brand() -> dict:
-        sequence = runtime.sequence(app)
+        sequence = current().content
         return {"brand": sequence.brand, "consent_text": sequence.consent.text}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     g,
     jsonify,
     redirect,
@@ -24,10 +23,10 @@ from ..insights import stats
 from ..insights.chart import bar_chart
 from ..people import records as people
 from ..people.timeline import timeline
-from ..sending import runtime
 from ..sending.preview import names, render_preview
 from ..sending.sequence_check import check
 from . import formats
+from .context import current
 from .embed import snippet
 from .login import current_owner, secure_headers
 
@@ -100,8 +99,8 @@ def not_found(anything: str) -> ResponseReturnValue:
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
     now = utcnow()
-    settings = runtime.settings()
-    sequence = runtime.sequence()
+    ctx = current()
+    settings, sequence = ctx.settings, ctx.content
     days = stats.signups_per_day(now)
     return render_template(
         "admin/dashboard.html",
@@ -153,7 +152,7 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
     found = db.session.get(Subscriber, subscriber_id)
     if found is None:
         abort(404)
-    described = people.describe(found)
+    described = people.describe(current(), found)
     return render_template(
         "admin/subscriber.html",
         subscriber=found,
@@ -164,11 +163,11 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
 
 @bp.get("/sequence")
 def sequence() -> ResponseReturnValue:
-    app = current_app._get_current_object()
+    ctx = current()
     lines: list[str] = []
-    ok = check(lines.append)
-    previews = [render_preview(app, name) for name in names(app)]
-    steps = {step.id: step for step in runtime.sequence(app).steps}
+    ok = check(ctx, lines.append)
+    previews = [render_preview(ctx, name) for name in names(ctx)]
+    steps = {step.id: step for step in ctx.content.steps}
     return render_template(
         "admin/sequence.html", previews=previews, steps=steps, check_ok=ok, check_lines=lines
     )

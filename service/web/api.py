@@ -10,7 +10,7 @@ from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
 from ..core.broker import nudge
 from ..core.extensions import csrf
-from ..sending import runtime
+from .context import current
 from .ratelimits import limited
 from .requestmeta import request_meta
 
@@ -33,13 +33,13 @@ def subscribe() -> ResponseReturnValue:
         return _problem(400, "the body is not valid JSON")
     if not isinstance(payload, dict):
         return _problem(400, "the body must be a JSON object")
-    settings = runtime.settings()
+    ctx = current()
     data, errors = validate_signup(
-        payload, from_json=True, check_deliverability=settings.email_check_deliverability
+        payload, from_json=True, check_deliverability=ctx.settings.email_check_deliverability
     )
     if data is None:
         return jsonify({"errors": errors}), 422
-    ids = sign_up(data, request_meta("api", data.page_url))
+    ids = sign_up(ctx, data, request_meta("api", data.page_url))
     nudge(current_app, ids)
     # The same answer whether the address is new, subscribed or gone: no enumeration.
     return jsonify({"status": "accepted"}), 202

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from ..sending import runtime
+from ..core.settings import settings_of
 
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight's answer
 
 
 def register(app: Flask) -> None:
-    origins = list(runtime.settings(app).allowed_origins)
+    origins = list(settings_of(app).allowed_origins)
     if not origins:
         return  # no CORS headers at all: browsers keep other sites' pages out
     CORS(

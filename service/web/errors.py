@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from ..core.extensions import db
-from ..sending import runtime
+from ..core.settings import settings_of
 
 log = logging.getLogger(__name__)
 MESSAGES = {
@@ -40,7 +40,7 @@ def register(app: Flask) -> None:
     def untrusted_host(exc: SecurityError):
         # Flask refused the Host (TRUSTED_HOSTS) before routing, so the request has no URL
         # adapter; the page's relative links are built with one bound to a trusted name.
-        request_ctx.url_adapter = app.url_map.bind(runtime.settings(app).host_names[0])
+        request_ctx.url_adapter = app.url_map.bind(settings_of(app).host_names[0])
         return _answer(400, MESSAGES[400])
 
     @app.errorhandler(HTTPException)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from ..core.extensions import db
 from ..insights import readiness
-from ..sending import runtime
+from .context import settings as app_settings
 
 bp = Blueprint("health", __name__)
 
@@ -28,7 +28,7 @@ def _database() -> str | None:
 
 
 def _broker() -> str | None:
-    settings = runtime.settings()
+    settings = app_settings()
     if settings.redis_url:
         try:
             client = redis.Redis.from_url(

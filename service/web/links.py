@@ -27,7 +27,7 @@ from ..core.extensions import csrf, db
 from ..core.logs import mask
 from ..core.models import Subscriber, SubscriberStatus
 from ..people.unsubscribe import unsubscribe
-from ..sending import runtime
+from .context import current, settings
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
@@ -52,13 +52,13 @@ def _holder(claim: tokens.Claim | None) -> int:
 
 
 def _subscriber_id(purpose: str, token: str) -> int:
-    return _holder(tokens.read_token(runtime.settings().secret_keys, purpose, token))
+    return _holder(tokens.read_token(settings().secret_keys, purpose, token))
 
 
 def _confirm_token(token: str) -> tuple[int, bool]:
     """(subscriber id, expired) of a confirmation token; 404 unless it binds to its row."""
     claim, expired = tokens.read_timed_token(
-        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
+        settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
     )
     return _holder(claim), expired
 
@@ -76,7 +76,7 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 @csrf.exempt  # RFC 8058: mail providers post without cookies; the signed token is the proof
 def unsubscribe_post(token: str) -> ResponseReturnValue:
     subscriber = unsubscribe(
-        _subscriber_id(tokens.UNSUBSCRIBE, token), request_meta("unsubscribe-link")
+        current(), _subscriber_id(tokens.UNSUBSCRIBE, token), request_meta("unsubscribe-link")
     )
     if subscriber is None:
         abort(404)
@@ -93,12 +93,12 @@ def guide(token: str) -> ResponseReturnValue:
     subscriber.first_download_at = subscriber.first_download_at or now
     subscriber.last_download_at = now
     db.session.commit()
-    settings = runtime.settings()
-    if settings.guide_url:
-        return redirect(settings.guide_url, code=302)
-    name = runtime.sequence().guide.get("filename", "guide.pdf")
+    ctx = current()
+    if ctx.settings.guide_url:
+        return redirect(ctx.settings.guide_url, code=302)
+    name = ctx.content.guide.get("filename", "guide.pdf")
     return send_file(
-        settings.guide_file or SAMPLE_GUIDE,
+        ctx.settings.guide_file or SAMPLE_GUIDE,
         mimetype="application/pdf",
         download_name=name,
         as_attachment=False,
@@ -119,7 +119,7 @@ def resubscribe(token: str) -> ResponseReturnValue:
         ), 422
     data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
     # The token came in an email to this address: proof enough to come back at once.
-    nudge(current_app, sign_up(data, request_meta("resubscribe-page"), proven=True))
+    nudge(current_app, sign_up(current(), data, request_meta("resubscribe-page"), proven=True))
     return redirect(url_for("signup.thanks"), code=303)
 
 
@@ -145,7 +145,7 @@ def confirm_post(token: str) -> ResponseReturnValue:
     subscriber_id, expired = _confirm_token(token)
     if expired:
         return render_template("confirm.html", state="expired", token=token), 410
-    subscriber, ids = confirm(subscriber_id, request_meta("confirmation-link"))
+    subscriber, ids = confirm(current(), subscriber_id, request_meta("confirmation-link"))
     if subscriber is None:
         abort(404)
     nudge(current_app, ids)
@@ -159,5 +159,5 @@ def confirm_resend(token: str) -> ResponseReturnValue:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         abort(404)
-    nudge(current_app, resend_confirmation(subscriber))
+    nudge(current_app, resend_confirmation(current(), subscriber))
     return render_template("confirm.html", state="resent")

@@ -10,7 +10,7 @@ from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Response
 
 from ..core import metrics
-from ..sending import runtime
+from .context import settings
 
 bp = Blueprint("metrics", __name__)
 
@@ -22,7 +22,7 @@ def _bearer() -> str:
 
 @bp.get("/metrics")
 def scrape() -> ResponseReturnValue:
-    token = runtime.settings().metrics_token
+    token = settings().metrics_token
     if token is None:
         abort(404)  # not configured: there is nothing here
     # Constant time: the comparison must not tell a guesser how much of the token was right.

@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from ..core.extensions import db
-from ..sending import runtime
+from .context import settings
 from .login import current_owner
 
 bp = Blueprint("outbox", __name__)
@@ -39,12 +39,12 @@ class Entry:
 @bp.before_request
 def only_for_a_file_outbox() -> None:
     # With SMTP the folder is not where mail goes, and the page must not exist at all.
-    if not runtime.settings().email_url.is_file:
+    if not settings().email_url.is_file:
         abort(404)
     # The outbox holds every subscriber's email and unsubscribe link: only a signed-in
     # owner may read it, or, where OUTBOX_OPEN_LOCALLY says so, the machine itself (the
     # newcomer trying it out; the setting is refused together with TRUSTED_PROXIES).
-    if runtime.settings().outbox_open_locally and _from_this_machine():
+    if settings().outbox_open_locally and _from_this_machine():
         return
     owner = current_owner()
     db.session.rollback()  # end the read: on SQLite it holds the write lock (BEGIN IMMEDIATE)
@@ -69,7 +69,9 @@ def lock_down(response: Response) -> Response:
 
 
 def _folder() -> Path:
-    return runtime.settings().email_url.path  # type: ignore[return-value]
+    folder = settings().email_url.path
+    assert folder is not None  # a file:// EMAIL_URL, checked before any view
+    return folder
 
 
 def _files() -> dict[str, Path]:

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
 from ..core.broker import nudge
-from ..sending import runtime
+from .context import current
 from .ratelimits import limited
 from .requestmeta import request_meta
 
@@ -16,7 +16,7 @@ bp = Blueprint("signup", __name__)
 
 
 def _page(values: dict | None = None, errors: dict | None = None, status: int = 200):
-    sequence = runtime.sequence()
+    sequence = current().content
     body = render_template(
         "signup.html",
         values=values or {},
@@ -35,23 +35,23 @@ def form() -> ResponseReturnValue:
 @bp.post("/subscribe")
 @limited
 def subscribe() -> ResponseReturnValue:
-    settings = runtime.settings()
+    ctx = current()
     data, errors = validate_signup(
-        request.form, from_json=False, check_deliverability=settings.email_check_deliverability
+        request.form,
+        from_json=False,
+        check_deliverability=ctx.settings.email_check_deliverability,
     )
     if data is None:
         values = {k: request.form.get(k, "") for k in ("email", "first_name")}
         return _page(values, errors, 422)
-    ids = sign_up(data, request_meta("hosted-form", data.page_url))
+    ids = sign_up(ctx, data, request_meta("hosted-form", data.page_url))
     nudge(current_app, ids)
     return redirect(url_for("signup.thanks"), code=303)
 
 
 @bp.get("/thanks")
 def thanks() -> ResponseReturnValue:
-    sequence = runtime.sequence()
+    ctx = current()
     return render_template(
-        "thanks.html",
-        guide=sequence.guide,
-        double_opt_in=runtime.settings().double_opt_in,
+        "thanks.html", guide=ctx.content.guide, double_opt_in=ctx.settings.double_opt_in
     )

@@ -8,13 +8,12 @@ from types import ModuleType
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..core.clock import utcnow
 from ..core.extensions import csrf, limiter
 from ..core.settings import Settings
-from ..sending import runtime
 from ..webhooks import PROVIDERS
 from ..webhooks.events import apply
 from ..webhooks.normalized import Event, Forbidden, Malformed, Unavailable
+from .context import current
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
@@ -28,13 +27,14 @@ MAX_BODY = 1024 * 1024
 @limiter.exempt  # a burst of bounces after a campaign is no flood, and refusing it loses them
 def receive(provider: str) -> ResponseReturnValue:
     module = PROVIDERS.get(provider)
-    settings = runtime.settings()
+    ctx = current()
+    settings = ctx.settings
     if module is None or not module.configured(settings):
         abort(404)  # a provider without its key is not configured: there is nothing here
     request.max_content_length = MAX_BODY
     body = request.get_data(cache=False)
     try:
-        accepted = apply(_events(module, body, settings))
+        accepted = apply(ctx, _events(module, body, settings))
     except Forbidden as exc:
         log.warning("%s webhook refused: %s", provider, exc)
         return jsonify({"error": "the request is not signed by the provider"}), 403
@@ -49,7 +49,7 @@ def receive(provider: str) -> ResponseReturnValue:
 
 def _events(module: ModuleType, body: bytes, settings: Settings) -> list[Event]:
     try:
-        return module.receive(body, request.headers, settings, utcnow())
+        return module.receive(body, request.headers, settings, current().now())
     except (Forbidden, Malformed, Unavailable):
         raise
     except (LookupError, TypeError, ValueError, AttributeError) as exc:

@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..core import metrics
 from ..core.addresses import email_key, normalized
-from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
-from ..sending import runtime
+from ..sending.context import Context
 from ..sending.schedule import cancel_open
 from ..sending.suppression import address_hash, suppress
 from .normalized import COMPLAINT, HARD_BOUNCE, SOFT_BOUNCE, Event, Forbidden
@@ -24,13 +23,13 @@ SOFT_BOUNCE_LIMIT = 5  # soft bounces since the last consent that suppress an ad
 MAX_DETAIL = 2000
 
 
-def apply(events: list[Event]) -> int:
+def apply(ctx: Context, events: list[Event]) -> int:
     """Record and act on each event not seen before; return how many were new.
 
     Each event is its own transaction: the insert comes first, and the unique key on
     (provider, event_id) turns a replay into an IntegrityError that changes nothing."""
     _refuse_reused_nonces(events)
-    return sum(_apply_one(event) for event in events)
+    return sum(_apply_one(ctx, event) for event in events)
 
 
 def _refuse_reused_nonces(events: list[Event]) -> None:
@@ -50,15 +49,15 @@ def _refuse_reused_nonces(events: list[Event]) -> None:
     db.session.rollback()
 
 
-def _apply_one(event: Event) -> bool:
-    now = utcnow()
+def _apply_one(ctx: Context, event: Event) -> bool:
+    now = ctx.now()
     address = _address(event.email)
     db.session.add(
         WebhookEvent(
             provider=event.provider,
             event_id=event.event_id,
             kind=event.kind,
-            email_hash=address_hash(address, runtime.settings().secret_keys[0]),
+            email_hash=address_hash(address, ctx.settings.secret_keys[0]),
             occurred_at=event.occurred_at,
             received_at=now,
             detail=_scrub(event.detail, event.email, address),
@@ -71,7 +70,7 @@ def _apply_one(event: Event) -> bool:
         db.session.rollback()
         log.info("%s event %s seen before: nothing changes", event.provider, event.event_id)
         return False
-    _act(event, address)
+    _act(ctx, event, address)
     db.session.commit()
     _count(event)
     return True
@@ -85,7 +84,7 @@ def _count(event: Event) -> None:
         metrics.complaint_reported()
 
 
-def _act(event: Event, address: str) -> None:
+def _act(ctx: Context, event: Event, address: str) -> None:
     if event.kind not in (HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT):
         return
     # Locked, so two soft bounces arriving together cannot both count to four.
@@ -95,17 +94,17 @@ def _act(event: Event, address: str) -> None:
     if subscriber is None:
         return  # not ours (or erased): the event is recorded and that is all
     if event.kind == COMPLAINT:
-        _stop(subscriber, SubscriberStatus.COMPLAINED, event)
-    elif event.kind == HARD_BOUNCE or _soft_bounces(subscriber, address) >= SOFT_BOUNCE_LIMIT:
-        _stop(subscriber, SubscriberStatus.BOUNCED, event)
+        _stop(ctx, subscriber, SubscriberStatus.COMPLAINED, event)
+    elif event.kind == HARD_BOUNCE or _soft_bounces(ctx, subscriber, address) >= SOFT_BOUNCE_LIMIT:
+        _stop(ctx, subscriber, SubscriberStatus.BOUNCED, event)
 
 
-def _stop(subscriber: Subscriber, status: str, event: Event) -> None:
+def _stop(ctx: Context, subscriber: Subscriber, status: str, event: Event) -> None:
     # A complaint is the stronger word: a later bounce does not overwrite it.
     if subscriber.status != SubscriberStatus.COMPLAINED:
         subscriber.status = status
     cancel_open(subscriber.id)
-    suppress(subscriber.email, status)
+    suppress(ctx, subscriber.email, status)
     log.warning(
         "subscriber %s %s (%s event %s): their emails are cancelled",
         subscriber.id,
@@ -116,7 +115,7 @@ def _stop(subscriber: Subscriber, status: str, event: Event) -> None:
     )
 
 
-def _soft_bounces(subscriber: Subscriber, address: str) -> int:
+def _soft_bounces(ctx: Context, subscriber: Subscriber, address: str) -> int:
     """Soft bounces since the subscriber last consented: someone who signs up again after
     being suppressed starts from zero."""
     since = db.session.scalar(
@@ -124,7 +123,7 @@ def _soft_bounces(subscriber: Subscriber, address: str) -> int:
             ConsentRecord.subscriber_id == subscriber.id, ConsentRecord.action == "consent"
         )
     )
-    hashes = [address_hash(address, key) for key in runtime.settings().secret_keys]
+    hashes = [address_hash(address, key) for key in ctx.settings.secret_keys]
     query = select(func.count(WebhookEvent.id)).where(
         WebhookEvent.email_hash.in_(hashes), WebhookEvent.kind == SOFT_BOUNCE
     )

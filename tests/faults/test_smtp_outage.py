@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from service.core.extensions import db
 from service.core.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
-from service.sending import runtime
+from service.sending.context import for_app
 from service.sending.delivery import BACKOFF_CAP, RETRY_FOR
 from tests.conftest import free_port, make_app
 from tests.helpers import api_signup, dispatch_inline
@@ -86,8 +86,8 @@ def test_a_minute_without_smtp_delays_but_loses_and_reorders_nothing(env):
 
     received = servers[0].received + servers[1].received
     with app.app_context():
-        steps = [step.id for step in runtime.sequence(app).steps]
-        delays = {step.id: step.delay for step in runtime.sequence(app).steps}
+        steps = [step.id for step in for_app(app).content.steps]
+        delays = {step.id: step.delay for step in for_app(app).content.steps}
         rows = {
             email.message_id: (email, address)
             for email, address in db.session.execute(

@@ -14,10 +14,11 @@ from sqlalchemy import select, text
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import ConsentRecord, Subscriber
+from service.core.settings import settings_of
 from service.people.consent import RequestMeta
 from service.people.housekeeping import purge_unconfirmed
 from service.people.unsubscribe import unsubscribe
-from service.sending import runtime
+from service.sending.context import for_app
 from service.sending.suppression import is_suppressed
 from service.webhooks import events
 from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
@@ -103,9 +104,9 @@ def test_unconfirmed_signups_are_purged_after_thirty_days(env):
         api_signup(app.test_client(), "never@example.com")
     with app.app_context():
         with time_machine.travel(start + timedelta(days=29), tick=False):
-            assert purge_unconfirmed() == 0
+            assert purge_unconfirmed(for_app(app)) == 0
         with time_machine.travel(start + timedelta(days=31), tick=False):
-            assert purge_unconfirmed() == 1
+            assert purge_unconfirmed(for_app(app)) == 1
         assert db.session.scalars(select(Subscriber)).all() == []
 
 
@@ -138,8 +139,8 @@ def test_forget_leaves_no_address_in_clear_and_keeps_it_suppressed(app, client, 
         for table in db.metadata.sorted_tables:
             for row in db.session.execute(select(table)).all():
                 assert "gone@example.com" not in repr(tuple(row)), f"address left in {table.name}"
-        assert is_suppressed("gone@example.com")
-        assert is_suppressed("GONE@example.com")
+        assert is_suppressed(for_app(app), "gone@example.com")
+        assert is_suppressed(for_app(app), "GONE@example.com")
     # Signing up again through the form is a fresh consent, but anyone could send it: only
     # the confirmation link emailed to the address lifts the suppression.
     token = csrf_token(client)
@@ -148,12 +149,12 @@ def test_forget_leaves_no_address_in_clear_and_keeps_it_suppressed(app, client, 
     assert dispatch_inline(app) == ["sent"]
     assert [m["Subject"] for m in outbox_messages(outbox)][-1].startswith("Confirm")
     with app.app_context():
-        assert is_suppressed("gone@example.com")
+        assert is_suppressed(for_app(app), "gone@example.com")
     assert cookieless(app).post(confirm_url(outbox).removeprefix(PUBLIC)).status_code == 200
     assert dispatch_inline(app) == ["sent"]
     assert "your free guide" in outbox_messages(outbox)[-1]["Subject"]
     with app.app_context():
-        assert not is_suppressed("gone@example.com")
+        assert not is_suppressed(for_app(app), "gone@example.com")
 
 
 def test_suppression_blocks_a_send_even_when_the_row_says_active(app, client):
@@ -161,7 +162,7 @@ def test_suppression_blocks_a_send_even_when_the_row_says_active(app, client):
     with app.app_context():
         from service.sending.suppression import suppress
 
-        suppress("blocked@example.com", "complained")
+        suppress(for_app(app), "blocked@example.com", "complained")
         db.session.commit()
     assert dispatch_inline(app) == ["cancelled"]
 
@@ -172,7 +173,7 @@ def test_suppression_survives_a_key_rotation(env):
     with app.app_context():
         from service.sending.suppression import suppress
 
-        suppress("rot@example.com", "unsubscribed")
+        suppress(for_app(app), "rot@example.com", "unsubscribed")
         db.session.commit()
     from service import create_app
 
@@ -180,7 +181,7 @@ def test_suppression_survives_a_key_rotation(env):
         {**env, "SECRET_KEY": "brand-new-key-Pw5Rk8Tz2Mv9Qx4Ln7Hb3Gd," + env["SECRET_KEY"]}
     )
     with rotated.app_context():
-        assert is_suppressed("rot@example.com")
+        assert is_suppressed(for_app(app), "rot@example.com")
 
 
 def test_resubscribing_from_the_unsubscribed_page_takes_a_fresh_consent(app, client, outbox):
@@ -199,7 +200,7 @@ def test_resubscribing_from_the_unsubscribed_page_takes_a_fresh_consent(app, cli
         actions = [c.action for c in subscriber.consents]
         assert actions == ["consent", "withdrawal", "consent"]
         assert subscriber.consents[-1].source == "resubscribe-page"
-        assert not is_suppressed("back@example.com")
+        assert not is_suppressed(for_app(app), "back@example.com")
 
 
 def test_export_writes_csv_with_status_and_consent_times(app, client, tmp_path):
@@ -251,17 +252,22 @@ def opt_out(app, address: str, how: str) -> None:
     with app.app_context():
         person = db.session.scalar(select(Subscriber).where(Subscriber.email == address))
         if how == "unsubscribed":
-            unsubscribe(person.id, RequestMeta("test", None, None, None))
+            unsubscribe(for_app(app), person.id, RequestMeta("test", None, None, None))
         else:
             kind = {"bounced": HARD_BOUNCE, "complained": COMPLAINT}[how]
-            assert events.apply([Event("postmark", f"{how}-1", kind, address, None, None)]) == 1
-        assert is_suppressed(address)
+            assert (
+                events.apply(
+                    for_app(app), [Event("postmark", f"{how}-1", kind, address, None, None)]
+                )
+                == 1
+            )
+        assert is_suppressed(for_app(app), address)
 
 
 def active_with_the_guide(app, client, outbox, address: str, name: str) -> None:
     assert api_signup(client, address, first_name=name).status_code == 202
     dispatch_inline(app)
-    if runtime.settings(app).double_opt_in:
+    if settings_of(app).double_opt_in:
         assert cookieless(app).post(confirm_url(outbox).removeprefix(PUBLIC)).status_code == 200
         dispatch_inline(app)
     assert subjects(outbox)[-1] == f"{name}, your free guide is here"
@@ -290,7 +296,7 @@ def test_an_opted_out_address_comes_back_only_through_its_confirmation_link(
         assert status_of(app, "ann@example.com") == "pending"
         assert status_of(app, "Ann+again@example.com") == "pending"  # her mailbox opted out
         with app.app_context():
-            assert is_suppressed("ann@example.com")
+            assert is_suppressed(for_app(app), "ann@example.com")
         traveller.shift(timedelta(hours=1))
         assert dispatch_inline(app) == []  # the drip stays stopped
 
@@ -299,7 +305,7 @@ def test_an_opted_out_address_comes_back_only_through_its_confirmation_link(
         assert cookieless(app).post(path).status_code == 200
         assert status_of(app, "ann@example.com") == "active"
         with app.app_context():
-            assert not is_suppressed("ann@example.com")
+            assert not is_suppressed(for_app(app), "ann@example.com")
         assert dispatch_inline(app) == ["sent"]
         assert subjects(outbox)[-1] == "Mallory, your free guide is here"
 
@@ -360,6 +366,6 @@ def test_someone_coming_back_is_not_purged_with_old_unconfirmed_signups(env, out
         assert api_signup(client, "old@example.com").status_code == 202
         dispatch_inline(app)
         with app.app_context():
-            assert purge_unconfirmed() == 0
+            assert purge_unconfirmed(for_app(app)) == 0
         assert cookieless(app).post(confirm_url_of(outbox_messages(outbox)[-1])).status_code == 200
         assert status_of(app, "old@example.com") == "active"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import time_machine
 from sqlalchemy import select
@@ -10,7 +14,9 @@ from sqlalchemy import select
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import DeliveryAttempt, EmailStatus, ScheduledEmail, Subscriber
-from service.sending.delivery import claim
+from service.core.settings import DEFAULT_SEQUENCE_FILE
+from service.sending.context import for_app
+from service.sending.delivery import claim, deliver
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, parts
 
@@ -131,7 +137,7 @@ def test_an_unsubscribe_after_the_claim_sends_nothing(app, client, outbox, monke
             from service.people.consent import RequestMeta
             from service.people.unsubscribe import unsubscribe
 
-            unsubscribe(args[2].id, RequestMeta("test", None, None, None))
+            unsubscribe(for_app(app), args[2].id, RequestMeta("test", None, None, None))
         return result
 
     monkeypatch.setattr(delivery, "compose", compose_then_unsubscribe)
@@ -155,9 +161,9 @@ def test_one_smtp_connection_is_reused_across_sends(env, smtpd):
     for n in range(3):
         api_signup(client, f"reuse{n}@example.com")
     with app.app_context():
-        from service.sending import runtime
+        from service.sending.context import transport_of
 
-        transport = runtime.transport(app)
+        transport = transport_of(app)
         assert dispatch_inline(app) == ["sent"] * 3
         first = transport._conn
         assert first is not None
@@ -188,3 +194,47 @@ def test_a_connection_lost_while_recording_a_send_is_retried_not_resent(app, cli
     with app.app_context():
         guide = select(ScheduledEmail.status).where(ScheduledEmail.step_id == "guide")
         assert db.session.scalars(guide).one() == EmailStatus.SENT
+
+
+class EditingTransport:
+    """Writes the outbox as the embedded default does, and edits the sequence file while
+    the message goes: what an owner saving the file mid-send does."""
+
+    def __init__(self, inner, sequence_file: Path) -> None:
+        self.inner, self.sequence_file = inner, sequence_file
+
+    def send(self, msg, sender, recipient):
+        text = self.sequence_file.read_text()
+        edited = text.replace(
+            'id = "knees-over-toes"\ndelay = "2d"', 'id = "knees-over-toes"\ndelay = "5d"'
+        )
+        assert edited != text
+        self.sequence_file.write_text(edited)
+        later = self.sequence_file.stat().st_mtime_ns + 1_000_000_000
+        os.utime(self.sequence_file, ns=(later, later))  # a new version however coarse the clock
+        return self.inner.send(msg, sender, recipient)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_send_renders_and_schedules_from_one_content_version(env, tmp_path):
+    """The file changes between the render and the scheduling of the next step: the next
+    step still comes from the version the guide was rendered with."""
+    folder = tmp_path / "email_templates"
+    shutil.copytree(DEFAULT_SEQUENCE_FILE.parent, folder)
+    sequence_file = folder / "sequence.toml"
+    app = make_app({**env, "SEQUENCE_FILE": str(sequence_file)})
+    assert api_signup(app.test_client(), "ann@example.com").status_code == 202
+    with app.app_context():
+        snapshot = for_app(app)
+        ctx = replace(snapshot, transport=EditingTransport(snapshot.transport, sequence_file))
+        guide = db.session.scalars(select(ScheduledEmail)).one()
+        assert deliver(ctx, guide.id) == "sent"
+        sent_at = db.session.get(ScheduledEmail, guide.id).sent_at
+        follow_up = db.session.scalars(
+            select(ScheduledEmail).where(ScheduledEmail.step_id == "knees-over-toes")
+        ).one()
+        assert follow_up.due_at - sent_at == timedelta(days=2)  # the snapshot's delay
+        # The edit was read by the next context: it is the file that changed, not the test.
+        assert for_app(app).content.step("knees-over-toes").delay == timedelta(days=5)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from service.content.rendering import TEMPLATES_DIR
 from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail, Subscriber
-from service.sending import runtime
+from service.sending.context import for_app
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline
 
@@ -53,7 +53,7 @@ def test_three_subscribers_walk_the_whole_sequence(app, client, outbox):
             assert api_signup(client, address).status_code == 202
     walk(app, START, days=30)
     with app.app_context():
-        steps = runtime.sequence(app).steps
+        steps = for_app(app).content.steps
     for address in people:
         sent = sent_steps(app, address)
         assert [e.step_id for e in sent] == [s.id for s in steps]
@@ -75,7 +75,7 @@ def test_unsubscribing_mid_sequence_cancels_the_rest(app, client, outbox):
 
         subscriber = db.session.scalars(select(Subscriber)).one()
         with app.test_request_context():
-            unsubscribe(subscriber.id, RequestMeta("test", None, None, None))
+            unsubscribe(for_app(app), subscriber.id, RequestMeta("test", None, None, None))
     walk(app, START + timedelta(days=3), days=30, every=timedelta(hours=12))
     assert len(sent_steps(app, "quits@example.com")) == 2
     with app.app_context():

@@ -15,7 +15,7 @@ from itsdangerous import URLSafeSerializer
 from service import create_app
 from service.core import tokens
 from service.core.extensions import db
-from service.sending import runtime
+from service.core.settings import settings_of
 from tests.conftest import SECRET, scratch_database
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -180,7 +180,7 @@ def test_an_id_only_link_from_before_the_upgrade_still_works(bare_app: Flask):
     """Emails already in inboxes carry the old links: RFC 8058 unsubscribes must keep working."""
     [old] = seed_0005(bare_app, ["old@example.com"])
     head(bare_app)
-    keys = list(reversed(runtime.settings(bare_app).secret_keys))
+    keys = list(reversed(settings_of(bare_app).secret_keys))
 
     def link(purpose: str) -> str:  # as the code before 0006 made them
         return f"/{purpose}/" + URLSafeSerializer(keys, salt=purpose).dumps(old)

@@ -7,7 +7,6 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -15,11 +14,10 @@ from jinja2 import UndefinedError
 
 from service.content.rendering import _inliner, email_environment, render_email
 from service.content.sequence import load_sequence
-from service.core.clock import utcnow
-from service.core.models import Purpose
+from service.core.models import Purpose, ScheduledEmail
 from service.core.settings import DEFAULT_SEQUENCE_FILE
-from service.sending import runtime
 from service.sending.compose import compose, context, render_for
+from service.sending.context import for_app
 from service.sending.message import new_message_id
 from service.sending.sequence_check import sample_subscriber
 from service.sending.transport import serialize
@@ -72,15 +70,14 @@ def send_sample(app: Flask, step_id: str, purpose: str, first_name: str | None =
     """Render and compose as deliver() does; return the render, the bytes a transport
     would send, and the message parsed back from those bytes."""
     with app.app_context():
-        subscriber = sample_subscriber(first_name)  # type: ignore[arg-type]
-        email = SimpleNamespace(
-            purpose=purpose,
-            step_id=step_id,
-            message_id=new_message_id(runtime.mail_from(app)),
+        ctx = for_app(app)
+        subscriber = sample_subscriber(first_name)
+        email = ScheduledEmail(
+            purpose=purpose, step_id=step_id, message_id=new_message_id(ctx.sender)
         )
-        rendered = render_for(app, email, subscriber)  # type: ignore[arg-type]
+        rendered = render_for(ctx, email, subscriber)
         assert rendered is not None
-        msg, sender, recipient = compose(app, email, subscriber, rendered, utcnow())  # type: ignore[arg-type]
+        msg, sender, recipient = compose(ctx, email, subscriber, rendered)
         data = serialize(msg, sender, recipient)
     parsed: EmailMessage = message_from_bytes(data, policy=policy.default)  # type: ignore[assignment]
     return rendered, data, parsed
@@ -192,10 +189,10 @@ def test_the_email_environment_escapes_html_and_only_html(tmp_path: Path):
 
 def test_a_missing_variable_fails_the_render(render_app):
     with render_app.app_context():
-        ctx = context(render_app, SEQUENCE, sample_subscriber(), "guide", "")
-    del ctx["guide_url"]
+        variables = context(for_app(render_app), sample_subscriber(), "guide", "")
+    del variables["guide_url"]
     with pytest.raises(UndefinedError, match="guide_url"):
-        render_email("guide", ctx)
+        render_email("guide", variables)
 
 
 def test_environment_templates_and_inliner_are_built_once_per_process():

@@ -14,6 +14,7 @@ import pytest
 
 from service.content.sequence import load_sequence
 from service.core.settings import DEFAULT_SEQUENCE_FILE
+from service.sending.context import for_app
 from service.sending.preview import names, render_preview
 from tests.conftest import REQUIRE_SERVICES
 
@@ -85,8 +86,9 @@ def scores(render_app, tmp_path_factory) -> dict[str, Score]:
     binary = spamassassin_binary()
     home = tmp_path_factory.mktemp("spamassassin-home")
     with render_app.app_context():
-        assert names(render_app) == NAMES
-        messages = {name: render_preview(render_app, name).data for name in NAMES}
+        ctx = for_app(render_app)
+        assert names(ctx) == NAMES
+        messages = {name: render_preview(ctx, name).data for name in NAMES}
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = pool.map(lambda data: score(binary, home, data), messages.values())
         return dict(zip(messages, results, strict=True))
@@ -103,7 +105,7 @@ def test_the_scorer_catches_spam(render_app, tmp_path):
     """The same call on GTUBE's test string scores as spam: the rules are there and parsed."""
     binary = spamassassin_binary()
     with render_app.app_context():
-        data = render_preview(render_app, "guide").data
+        data = render_preview(for_app(render_app), "guide").data
     spam = data.replace(b"Hi Sam,", f"Hi Sam, {GTUBE}".encode(), 1)
     assert spam != data
     result = score(binary, tmp_path, spam)

@@ -13,7 +13,7 @@ from service.core.models import Subscriber
 from service.insights import stats
 from service.people.consent import RequestMeta
 from service.people.unsubscribe import unsubscribe
-from service.sending import runtime
+from service.sending.context import for_app
 from service.webhooks.events import apply
 from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
 from tests.conftest import make_app
@@ -33,7 +33,7 @@ def signup_and_send(app, client, address: str, at: datetime, after: float) -> li
 def report(app, provider_id: str, kind: str, address: str, at: datetime) -> None:
     with app.app_context(), time_machine.travel(at, tick=False):
         event = Event("postmark", provider_id, kind, address, at, None)
-        assert apply([event]) == 1
+        assert apply(for_app(app), [event]) == 1
 
 
 def subscriber_id(address: str) -> int:
@@ -65,7 +65,7 @@ def story(env, smtpd):
     with time_machine.travel(later, tick=False):
         assert dispatch_inline(app) == ["sent"] * 3
     with app.app_context(), time_machine.travel(later + timedelta(hours=1), tick=False):
-        unsubscribe(subscriber_id("ann@example.com"), META)
+        unsubscribe(for_app(app), subscriber_id("ann@example.com"), META)
     report(app, "c-1", COMPLAINT, "dan@example.com", later + timedelta(hours=2))
     report(app, "b-1", HARD_BOUNCE, "eve@example.com", later + timedelta(hours=3))
     return app
@@ -73,9 +73,9 @@ def story(env, smtpd):
 
 def test_each_step_counts_sends_failures_bounces_unsubscribes_and_complaints(story):
     with story.app_context():
-        figures = {f.step_id: f for f in stats.step_figures(runtime.sequence())}
-        order = [f.step_id for f in stats.step_figures(runtime.sequence())]
-        assert order == [step.id for step in runtime.sequence().steps]
+        figures = {f.step_id: f for f in stats.step_figures(for_app(story).content)}
+        order = [f.step_id for f in stats.step_figures(for_app(story).content)]
+        assert order == [step.id for step in for_app(story).content.steps]
     guide, second = figures["guide"], figures["knees-over-toes"]
     assert (guide.sent, guide.failed, guide.bounced) == (3, 1, 1)
     assert (guide.unsubscribed, guide.complaints) == (0, 0)
@@ -86,7 +86,7 @@ def test_each_step_counts_sends_failures_bounces_unsubscribes_and_complaints(sto
 
 def test_the_funnel(story):
     with story.app_context():
-        funnel = stats.funnel(runtime.sequence(), double_opt_in=False)
+        funnel = stats.funnel(for_app(story).content, double_opt_in=False)
     assert [(s.label, s.count) for s in funnel] == [
         ("Signed up", 5),
         ("Guide sent", 3),
@@ -97,7 +97,7 @@ def test_the_funnel(story):
 
 def test_time_to_inbox_of_the_first_emails_of_the_last_day(story):
     with story.app_context():
-        sequence = runtime.sequence()
+        sequence = for_app(story).content
         inbox = stats.time_to_inbox(T0 + timedelta(hours=6), sequence)
         assert inbox == stats.Percentiles(timedelta(seconds=2), timedelta(seconds=4), 3)
         assert stats.time_to_inbox(T0 + timedelta(days=3), sequence) is None  # only step 2
@@ -152,8 +152,8 @@ def test_finishing_the_sequence(app, client):
             dispatch_inline(app)
         moment += timedelta(days=1)
     with app.app_context():
-        funnel = {s.label: s.count for s in stats.funnel(runtime.sequence(), False)}
-        steps = stats.step_figures(runtime.sequence())
+        funnel = {s.label: s.count for s in stats.funnel(for_app(app).content, False)}
+        steps = stats.step_figures(for_app(app).content)
     assert funnel["Finished the sequence"] == 1
     assert [f.sent for f in steps] == [1] * len(steps)
 

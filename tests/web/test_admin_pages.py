@@ -14,7 +14,8 @@ from sqlalchemy import select
 from service.core import tokens
 from service.core.extensions import db
 from service.core.models import ScheduledEmail, Subscriber
-from service.sending import runtime
+from service.core.settings import settings_of
+from service.sending.context import for_app
 from tests.helpers import api_signup, dispatch_inline, sign_in_owner, submit_form
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -77,7 +78,7 @@ def test_the_dashboard_shows_the_month_the_funnel_and_the_steps(app, client):
     ]
     assert "Confirmed" not in body  # only under double opt-in
     steps = re.findall(r'<th scope="row">([a-z-]+)</th>\s*<td class="num">(\d+)</td>', body)
-    assert steps[0] == ("guide", "6") and len(steps) == len(runtime.sequence(app).steps)
+    assert steps[0] == ("guide", "6") and len(steps) == len(for_app(app).content.steps)
     assert "Time to inbox" in body
     assert "<dd>38 d</dd>" in body  # the second step of the signup 40 days ago, due on day 2
 
@@ -96,7 +97,7 @@ def test_the_dashboard_offers_the_embed_snippet(env):
     assert {i["name"] for i in form.all("input")} == {"email", "first_name", "consent", "time_zone"}
     assert form.all("script") == [{"src": "https://news.example.org/embed.js", "defer": None}]
     with app.app_context():
-        assert runtime.sequence(app).consent.text in snippet  # the exact text recorded
+        assert for_app(app).content.consent.text in snippet  # the exact text recorded
     assert "Pages on https://blog.example.com may use it" in body
 
 
@@ -108,7 +109,7 @@ def test_the_funnel_shows_confirmations_under_double_opt_in(env):
     assert api_signup(client, "doi@example.com").status_code == 202
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
-        token = tokens.make_timed_token(runtime.settings(app).secret_keys, tokens.CONFIRM, person)
+        token = tokens.make_timed_token(settings_of(app).secret_keys, tokens.CONFIRM, person)
     assert client.post(f"/confirm/{token}").status_code == 200
     body = signed_in(app, client, "/admin/")
     funnel = re.findall(r'funnel-count">(\d+)</span>\s*<span class="funnel-label">([^<]+)<', body)
@@ -165,7 +166,7 @@ def test_a_timeline_holds_consent_evidence_emails_downloads_and_the_unsubscribe(
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
         email = db.session.scalar(select(ScheduledEmail))
-        keys = runtime.settings(app).secret_keys
+        keys = settings_of(app).secret_keys
         guide = tokens.make_token(keys, tokens.GUIDE, person)
         leave = tokens.make_token(keys, tokens.UNSUBSCRIBE, person)
         person_id, message_id = person.id, email.message_id
@@ -181,7 +182,7 @@ def test_a_timeline_holds_consent_evidence_emails_downloads_and_the_unsubscribe(
         body = signed_in(app, client, f"/admin/subscribers/{person_id}")
     assert_self_contained(body)
     with app.app_context():
-        consent = runtime.sequence(app).consent
+        consent = for_app(app).content.consent
     assert html.escape(consent.text) in body
     assert consent.version in body
     assert hashlib.sha256(consent.text.encode()).hexdigest() in body
@@ -208,7 +209,7 @@ def test_an_unknown_subscriber_is_404(app, client):
 def test_the_sequence_page_previews_every_step_and_shows_the_check(app, client):
     body = signed_in(app, client, "/admin/sequence")
     with app.app_context():
-        steps = runtime.sequence(app).steps
+        steps = for_app(app).content.steps
     frames = Page(body).all("iframe")
     assert len(frames) == len(steps) + 1  # and the double opt-in confirmation
     for frame in frames:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from service.core import tokens
 from service.core.extensions import db
 from service.core.models import ConsentRecord, Subscriber
-from service.sending import runtime
+from service.core.settings import settings_of
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 
@@ -48,7 +48,7 @@ def withdrawals(app: Flask) -> int:
 
 def signed(app: Flask, purpose: str, payload: object, timed: bool = False) -> str:
     """A token with a genuine signature over any payload (what the key's holder could make)."""
-    keys = list(reversed(runtime.settings(app).secret_keys))
+    keys = list(reversed(settings_of(app).secret_keys))
     serializer = URLSafeTimedSerializer if timed else URLSafeSerializer
     return serializer(keys, salt=purpose).dumps(payload)
 

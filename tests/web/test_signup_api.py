@@ -18,6 +18,7 @@ from service.core.extensions import db
 from service.core.models import ConsentRecord, Purpose, ScheduledEmail, Subscriber
 from service.people.consent import RequestMeta
 from service.people.unsubscribe import unsubscribe
+from service.sending.context import for_app
 from tests.conftest import make_app
 from tests.helpers import (
     api_signup,
@@ -158,7 +159,7 @@ def test_the_api_answers_the_same_202_for_new_subscribed_and_unsubscribed_addres
     again = api_signup(client, "ann@example.com")
     with app.app_context():
         subscriber_id = db.session.scalars(select(Subscriber.id)).one()
-        unsubscribe(subscriber_id, RequestMeta("test", None, None, None))
+        unsubscribe(for_app(app), subscriber_id, RequestMeta("test", None, None, None))
     returning = api_signup(client, "ann@example.com")
     for response in (new, again, returning):
         assert response.status_code == 202
@@ -304,7 +305,7 @@ def test_an_unsubscribed_person_who_signs_up_again_waits_for_the_confirmation_li
     dispatch_inline(app)
     with app.app_context():
         subscriber_id = db.session.scalars(select(Subscriber.id)).one()
-        unsubscribe(subscriber_id, RequestMeta("test", None, None, None))
+        unsubscribe(for_app(app), subscriber_id, RequestMeta("test", None, None, None))
     assert submit_form(client, email="ann@example.com").status_code == 303
     assert dispatch_inline(app) == ["sent"]
     [_, confirmation] = outbox_messages(outbox)

@@ -34,6 +34,7 @@ from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail, Subscriber, WebhookEvent
 from service.core.settings import Settings, SettingsError
 from service.people.consent import RequestMeta
+from service.sending.context import for_app
 from service.webhooks import ses
 from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup, dispatch_inline
@@ -815,7 +816,7 @@ def test_signing_up_again_after_soft_bounces_starts_the_count_afresh(
     assert state(app).status == "pending"  # back only through the confirmation link
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
-        confirm(person.id, RequestMeta("test", None, None, None))
+        confirm(for_app(app), person.id, RequestMeta("test", None, None, None))
     assert state(app).status == "active"
     webhook.send("soft", 5)
     assert state(app).status == "active"
