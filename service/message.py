@@ -41,5 +41,10 @@ def build_message(
 
 def _recipient(address: str, name: str | None) -> Address:
     local, _, domain = address.rpartition("@")
-    # Address() refuses CR/LF in any part, so a name can never inject a header.
+    # Address() refuses CR/LF in any part, so a name can never inject a header. But the
+    # email package decodes an RFC 2047 word in a display name when it writes the header,
+    # unquoted: a name "=?utf-8?b?...?=" became "To: Bcc: v@example.org <...>", a To that
+    # names another address. Such a name is left out of the header (the greeting keeps it).
+    if name and "=?" in name:
+        name = None
     return Address(display_name=name or "", username=local, domain=domain)
