@@ -21,17 +21,12 @@ def register(celery: Celery, flask_app: Flask) -> None:
 
     @celery.task(name=DELIVER_BATCH)
     def deliver_batch(email_ids: list[int]) -> int:
-        ctx = for_app(flask_app)  # one content snapshot for the whole batch
-        sent = 0
-        for done, email_id in enumerate(email_ids):
+        def stopping() -> bool:
             # Celery sets these to an exit code (0 for a warm shutdown), so test for None.
-            if worker_state.should_stop is not None or worker_state.should_terminate is not None:
-                # Shutting down: finish the send in hand (above), hand the rest back now
-                # rather than when the dispatcher's hand-off times out.
-                dispatch.release(email_ids[done:])
-                break
-            sent += delivery.deliver(ctx, email_id) == "sent"
-        return sent
+            return worker_state.should_stop is not None or worker_state.should_terminate is not None
+
+        # One content snapshot for the whole batch.
+        return dispatch.deliver_batch(for_app(flask_app), email_ids, stopping)
 
     @celery.task(name=DISPATCH)
     def run_dispatch() -> int:
