@@ -14,6 +14,7 @@ from .core import logs
 from .core.broker import prepare_folders
 from .core.extensions import csrf, db, limiter, migrate
 from .core.file_modes import private_folder, private_sqlite_file
+from .core.nudges import install as install_nudges
 from .core.settings import Settings, SettingsError
 from .core.settings import install as install_settings
 from .core.untrusted_json import JSONProvider
@@ -97,6 +98,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    install_nudges()
 
 
 @event.listens_for(Engine, "connect")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ..core.extensions import db
 from ..core.models import Subscriber, SubscriberStatus
+from ..core.nudges import queue_nudge
 from ..people import consent
 from ..sending.context import Context
 from ..sending.schedule import (
@@ -23,7 +24,8 @@ CONFIRM_MAX_AGE = timedelta(hours=72)
 def confirm(
     ctx: Context, subscriber_id: int, meta: consent.RequestMeta
 ) -> tuple[Subscriber | None, list[int]]:
-    """Confirm a pending subscriber; return it and the ids of emails to send now."""
+    """Confirm a pending subscriber; return it and the ids of the emails it sends now (the
+    worker is nudged for them after the commit)."""
     subscriber = db.session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
         db.session.rollback()
@@ -35,6 +37,7 @@ def confirm(
     subscriber.requested_first_name = subscriber.requested_time_zone = None
     consent.record(subscriber, "confirmation", ctx.content.consent, meta, now)
     ids = reinstate(ctx, subscriber)
+    queue_nudge(ids)
     db.session.commit()
     return subscriber, ids
 
@@ -58,5 +61,6 @@ def resend_confirmation(ctx: Context, subscriber: Subscriber) -> list[int]:
         db.session.rollback()
         return []
     email = schedule_confirmation(ctx, subscriber)
+    queue_nudge([email.id])
     db.session.commit()
     return [email.id]

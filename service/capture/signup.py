@@ -11,6 +11,7 @@ from ..core import metrics
 from ..core.addresses import email_key, mailbox_key
 from ..core.extensions import db
 from ..core.models import Subscriber, SubscriberStatus
+from ..core.nudges import queue_nudge
 from ..people import consent
 from ..sending.context import Context
 from ..sending.schedule import (
@@ -30,17 +31,21 @@ OPTED_OUT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, Subscriber
 def sign_up(
     ctx: Context, data: SignupInput, meta: consent.RequestMeta, *, proven: bool = False
 ) -> list[int]:
-    """Record the signup and return the ids of emails to send now (after the commit).
-    `proven`: it came through a link emailed to the address (the resubscribe button)."""
+    """Record the signup; the emails to send now go to the worker after the commit (their
+    ids are returned too). `proven`: it came through a link emailed to the address (the
+    resubscribe button)."""
     if data.honeypot:
         return []
     try:
         subscriber_id, ids = _sign_up(ctx, data, meta, proven)
+        queue_nudge(ids)
         db.session.commit()
     except IntegrityError:
-        # Two signups of one new address at once: the loser finds the winner's row.
+        # Two signups of one new address at once: the loser finds the winner's row (the
+        # rollback dropped what the first try queued).
         db.session.rollback()
         subscriber_id, ids = _sign_up(ctx, data, meta, proven)
+        queue_nudge(ids)
         db.session.commit()
     metrics.signed_up()
     log.info("signup of subscriber %s", subscriber_id, extra={"subscriber_id": subscriber_id})

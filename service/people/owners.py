@@ -41,14 +41,19 @@ def change_password(address: str, password: str) -> Owner:
     if owner is None:
         raise OwnerError(f"there is no owner {email_key(address)}")
     owner.password_hash = password_hash
-    end_sessions(owner)
+    _bump_generation(owner)
+    db.session.commit()
     return owner
 
 
 def end_sessions(owner: Owner) -> None:
-    """Every session made so far stops working (signing out, a new password)."""
-    owner.session_generation = Owner.session_generation + 1  # in SQL: no lost update
+    """Every session made so far stops working (signing out)."""
+    _bump_generation(owner)
     db.session.commit()
+
+
+def _bump_generation(owner: Owner) -> None:
+    owner.session_generation = Owner.session_generation + 1  # in SQL: no lost update
 
 
 def _hash(password: str) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
-from ..core.broker import nudge
 from ..core.extensions import csrf
 from .context import current
 from .ratelimits import limited
@@ -39,7 +38,6 @@ def subscribe() -> ResponseReturnValue:
     )
     if data is None:
         return jsonify({"errors": errors}), 422
-    ids = sign_up(ctx, data, request_meta("api", data.page_url))
-    nudge(current_app, ids)
+    sign_up(ctx, data, request_meta("api", data.page_url))
     # The same answer whether the address is new, subscribed or gone: no enumeration.
     return jsonify({"status": "accepted"}), 202

@@ -7,7 +7,6 @@ from pathlib import Path
 from flask import (
     Blueprint,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -21,11 +20,10 @@ from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..capture.signup import sign_up
 from ..capture.validation import FORM_TRUE, SignupInput
 from ..core import tokens
-from ..core.broker import nudge
-from ..core.clock import utcnow
 from ..core.extensions import csrf, db
 from ..core.logs import mask
 from ..core.models import Subscriber, SubscriberStatus
+from ..people.downloads import record_download
 from ..people.unsubscribe import unsubscribe
 from .context import current, settings
 from .requestmeta import request_meta
@@ -85,15 +83,9 @@ def unsubscribe_post(token: str) -> ResponseReturnValue:
 
 @bp.get("/guide/<token>")
 def guide(token: str) -> ResponseReturnValue:
-    subscriber = db.session.get(Subscriber, _subscriber_id(tokens.GUIDE, token))
-    if subscriber is None:
-        abort(404)
-    now = utcnow()
-    subscriber.guide_downloads = (subscriber.guide_downloads or 0) + 1
-    subscriber.first_download_at = subscriber.first_download_at or now
-    subscriber.last_download_at = now
-    db.session.commit()
     ctx = current()
+    if not record_download(ctx, _subscriber_id(tokens.GUIDE, token)):
+        abort(404)
     if ctx.settings.guide_url:
         return redirect(ctx.settings.guide_url, code=302)
     name = ctx.content.guide.get("filename", "guide.pdf")
@@ -119,7 +111,7 @@ def resubscribe(token: str) -> ResponseReturnValue:
         ), 422
     data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
     # The token came in an email to this address: proof enough to come back at once.
-    nudge(current_app, sign_up(current(), data, request_meta("resubscribe-page"), proven=True))
+    sign_up(current(), data, request_meta("resubscribe-page"), proven=True)
     return redirect(url_for("signup.thanks"), code=303)
 
 
@@ -145,10 +137,9 @@ def confirm_post(token: str) -> ResponseReturnValue:
     subscriber_id, expired = _confirm_token(token)
     if expired:
         return render_template("confirm.html", state="expired", token=token), 410
-    subscriber, ids = confirm(current(), subscriber_id, request_meta("confirmation-link"))
+    subscriber, _sent_now = confirm(current(), subscriber_id, request_meta("confirmation-link"))
     if subscriber is None:
         abort(404)
-    nudge(current_app, ids)
     return render_template("confirm.html", state="confirmed")
 
 
@@ -159,5 +150,5 @@ def confirm_resend(token: str) -> ResponseReturnValue:
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         abort(404)
-    nudge(current_app, resend_confirmation(current(), subscriber))
+    resend_confirmation(current(), subscriber)
     return render_template("confirm.html", state="resent")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
-from ..core.broker import nudge
 from .context import current
 from .ratelimits import limited
 from .requestmeta import request_meta
@@ -44,8 +43,7 @@ def subscribe() -> ResponseReturnValue:
     if data is None:
         values = {k: request.form.get(k, "") for k in ("email", "first_name")}
         return _page(values, errors, 422)
-    ids = sign_up(ctx, data, request_meta("hosted-form", data.page_url))
-    nudge(current_app, ids)
+    sign_up(ctx, data, request_meta("hosted-form", data.page_url))
     return redirect(url_for("signup.thanks"), code=303)
 
 
