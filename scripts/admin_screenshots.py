@@ -46,13 +46,13 @@ def seed(app) -> int:
 
     from service.core import tokens
     from service.core.extensions import db
-    from service.core.models import Subscriber
+    from service.core.models import EventKind, Subscriber
     from service.people import owners
     from service.people.consent import RequestMeta
     from service.people.unsubscribe import unsubscribe
     from service.sending.context import for_app
     from service.webhooks.events import apply
-    from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
+    from service.webhooks.normalized import Event
     from tests.helpers import dispatch_inline
 
     rng = random.Random(7)
@@ -122,7 +122,7 @@ def seed(app) -> int:
                     for_app(app), person_id, RequestMeta("unsubscribe-link", None, None, None)
                 )
         for n, address in enumerate(bounced):
-            kind = COMPLAINT if n % 3 == 2 else HARD_BOUNCE
+            kind = EventKind.COMPLAINT if n % 3 == 2 else EventKind.HARD_BOUNCE
             with time_machine.travel(NOW - timedelta(hours=n * 7 + 5), tick=False):
                 apply(for_app(app), [Event("postmark", f"event-{n}", kind, address, None, None)])
         owners.create(*OWNER)

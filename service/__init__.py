@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
@@ -50,7 +51,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     if settings.trusted_proxies:
         # The client's address and scheme as the proxies in front saw them: rate limits, the
         # consent ledger and request.is_secure all read these.
-        app.wsgi_app = TrustedProxyFix(
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]  # Flask's own pattern
             app.wsgi_app, settings.trusted_proxies, settings.trusted_proxy_addresses
         )
     return app
@@ -102,7 +103,7 @@ def _init_extensions(app: Flask, settings: Settings) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: object) -> None:
     """WAL and a busy timeout let the web app, worker and beat share one SQLite file."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()

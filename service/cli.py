@@ -58,7 +58,7 @@ def serve(host: str, port: int) -> None:
     from .serve import supervise
 
     upgrade(directory=current_app.extensions["migrate"].directory)
-    raise SystemExit(supervise(current_app._get_current_object(), host, port))
+    raise SystemExit(supervise(current_app, host, port))
 
 
 @click.command("dispatch")

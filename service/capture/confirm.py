@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..core.extensions import db
-from ..core.models import Subscriber, SubscriberStatus
+from ..core.models import ConsentAction, Subscriber, SubscriberStatus
 from ..core.nudges import queue_nudge
 from ..people import consent
 from ..sending.context import Context
@@ -35,7 +35,7 @@ def confirm(
     subscriber.first_name = subscriber.requested_first_name or subscriber.first_name
     subscriber.time_zone = subscriber.requested_time_zone or subscriber.time_zone
     subscriber.requested_first_name = subscriber.requested_time_zone = None
-    consent.record(subscriber, "confirmation", ctx.content.consent, meta, now)
+    consent.record(subscriber, ConsentAction.CONFIRMATION, ctx.content.consent, meta, now)
     ids = reinstate(ctx, subscriber)
     queue_nudge(ids)
     db.session.commit()

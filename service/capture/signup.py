@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core import metrics
 from ..core.addresses import email_key, mailbox_key
 from ..core.extensions import db
-from ..core.models import Subscriber, SubscriberStatus
+from ..core.models import ConsentAction, Subscriber, SubscriberStatus
 from ..core.nudges import queue_nudge
 from ..people import consent
 from ..sending.context import Context
@@ -76,7 +76,7 @@ def _sign_up(
     )
     db.session.add(subscriber)
     db.session.flush()
-    consent.record(subscriber, "consent", ctx.content.consent, meta, now)
+    consent.record(subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, now)
     if confirm_first:
         return subscriber.id, _confirm_again(ctx, subscriber)
     return subscriber.id, [schedule_step(ctx, subscriber, ctx.content.first, now).id]
@@ -104,7 +104,7 @@ def _again(
 ) -> list[int]:
     """A known address signs up again: what goes out now depends on where they stand.
     Nobody is renamed here: anyone can type anyone's address."""
-    consent.record(subscriber, "consent", ctx.content.consent, meta, ctx.now())
+    consent.record(subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, ctx.now())
     opted_out = subscriber.status in OPTED_OUT or is_suppressed(ctx, subscriber.email)
     if subscriber.status == SubscriberStatus.ACTIVE and not opted_out:
         resend = schedule_resend(ctx, subscriber)

@@ -17,13 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .clock import utcnow
 from .extensions import db
-from .models import EmailStatus, ScheduledEmail
+from .models import EmailStatus, Outcome, ScheduledEmail
 
 log = logging.getLogger(__name__)
 # prometheus_client picks its multiprocess mode from this variable when it is imported, in
 # every process (gunicorn and Celery children included): the scrape must follow the same.
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-FAILURE_REASONS = ("deferred", "bounced", "failed")
+FAILURE_REASONS = (Outcome.DEFERRED, Outcome.BOUNCED, Outcome.FAILED)
 NO_STEP = "none"
 
 SIGNUPS = Counter(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum, nonmember
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Boolean,
@@ -23,6 +25,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .clock import utcnow
 from .extensions import db
+
+if TYPE_CHECKING:
+    # db.Model is Base with Flask-SQLAlchemy's additions, made at run time: mypy reads Base.
+    from .extensions import Base as Model
+else:
+    Model = db.Model
 from .tokens import new_token_key
 
 
@@ -46,7 +54,11 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class SubscriberStatus:
+# The values the string columns below hold. StrEnum members are str, so they go into the
+# columns and compare with what comes back as they are; the names are what mypy checks.
+
+
+class SubscriberStatus(StrEnum):
     PENDING = "pending"  # double opt-in: waiting for the confirmation click
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"
@@ -54,23 +66,57 @@ class SubscriberStatus:
     COMPLAINED = "complained"
 
 
-class EmailStatus:
+class EmailStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"  # claimed by a worker under a lease
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
-    OPEN = (PENDING, SENDING)
+    OPEN = nonmember(("pending", "sending"))  # not sent yet, and not given up
 
 
-class Purpose:
+class Purpose(StrEnum):
     DRIP = "drip"  # one row per subscriber and step, at most
     RESEND = "resend"  # the guide again, for someone who signed up twice
     CONFIRM = "confirm"  # double opt-in confirmation
 
 
-class Subscriber(db.Model):
+class ConsentAction(StrEnum):
+    CONSENT = "consent"
+    WITHDRAWAL = "withdrawal"
+    CONFIRMATION = "confirmation"  # the double opt-in link followed
+
+
+class Outcome(StrEnum):
+    """What one delivery did: the first four are also the delivery log's outcomes."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"  # 4xx or a dropped connection: tried again with backoff
+    BOUNCED = "bounced"  # the server refused the recipient: suppressed
+    FAILED = "failed"  # the server refused the sender or the message: our fault
+    CANCELLED = "cancelled"  # no longer wanted when its turn came
+    SKIPPED = "skipped"  # its step left the sequence: the next one is scheduled instead
+    NOT_CLAIMED = "not-claimed"  # not due, or another worker has it
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    ERASED = "erased"
+
+
+class EventKind(StrEnum):
+    """What a mail provider's webhook reported."""
+
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    OTHER = "other"
+
+
+class Subscriber(Model):
     __tablename__ = "subscriber"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -115,7 +161,7 @@ class Subscriber(db.Model):
     )
 
 
-class ConsentRecord(db.Model):
+class ConsentRecord(Model):
     """Append-only evidence of each consent and withdrawal: what was shown, where, when."""
 
     __tablename__ = "consent_record"
@@ -142,7 +188,7 @@ def _consent_is_append_only(mapper: object, connection: object, target: object) 
     raise RuntimeError("consent records are append-only")
 
 
-class ScheduledEmail(db.Model):
+class ScheduledEmail(Model):
     """One email to one subscriber: the schedule lives here, not in the broker."""
 
     __tablename__ = "scheduled_email"
@@ -196,7 +242,7 @@ class ScheduledEmail(db.Model):
     )
 
 
-class DeliveryAttempt(db.Model):
+class DeliveryAttempt(Model):
     """The delivery log: every attempt and the SMTP server's reply to it."""
 
     __tablename__ = "delivery_attempt"
@@ -214,7 +260,7 @@ class DeliveryAttempt(db.Model):
     email: Mapped[ScheduledEmail] = relationship(back_populates="deliveries")
 
 
-class SequenceState(db.Model):
+class SequenceState(Model):
     """The sequence as last applied to the schedule, so an edit can be shown and applied."""
 
     __tablename__ = "sequence_state"
@@ -225,7 +271,7 @@ class SequenceState(db.Model):
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """Addresses that must get no email until they consent again, kept only as keyed hashes
     so that erasing a person leaves no address in clear."""
 
@@ -237,7 +283,7 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """A bounce or complaint a mail provider reported, once per (provider, event id):
     the unique key is what makes a replayed webhook change nothing."""
 
@@ -262,7 +308,7 @@ class WebhookEvent(db.Model):
     )
 
 
-class Owner(db.Model):
+class Owner(Model):
     """Someone who may sign in to /admin: the list's owner, made with `leadmagnet admin create`."""
 
     __tablename__ = "owner"

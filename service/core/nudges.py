@@ -44,7 +44,7 @@ def _send_queued(session: Session) -> None:
         # The session commits inside an app context (Flask-SQLAlchemy binds through it), and
         # the producer is that app's. A broker that cannot be reached is logged and harmless:
         # the scheduler pass finds the committed rows.
-        nudge(current_app._get_current_object(), ids)
+        nudge(current_app, ids)
 
 
 def _drop_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:

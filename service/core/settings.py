@@ -404,8 +404,9 @@ def _dkim(env: Mapping[str, str]) -> DkimKey | None:
     if missing:
         given = " and ".join(name for name in values if name not in missing)
         raise SettingsError(missing[0], f"is required when {given} is set (DKIM needs all three)")
+    domain, selector, key = (value or "" for value in values.values())  # all three are set
     try:
-        return load_key(values["DKIM_DOMAIN"], values["DKIM_SELECTOR"], values["DKIM_PRIVATE_KEY"])
+        return load_key(domain, selector, key)
     except ValueError as exc:
         name, _, problem = str(exc).partition(" ")
         raise SettingsError(name, problem) from None

@@ -47,7 +47,7 @@ def mail(app: Flask) -> str | None:
 def _probe_mail(app: Flask) -> str | None:
     """The SMTP server answers EHLO, or the outbox folder is writable; else what is wrong."""
     url = settings_of(app).email_url
-    if url.is_file:
+    if url.path is not None:  # a file:// EMAIL_URL
         folder = url.path
         with contextlib.suppress(OSError):
             # As the file transport would make it: for the service's user alone.

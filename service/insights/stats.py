@@ -5,16 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import Date, and_, cast, func, literal_column, or_, select
+from sqlalchemy import Date, SQLColumnExpression, and_, cast, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from ..content.sequence import Sequence
 from ..core.extensions import db
 from ..core.models import (
+    ConsentAction,
     ConsentRecord,
     DeliveryAttempt,
     EmailStatus,
+    Outcome,
     Purpose,
     ScheduledEmail,
     Subscriber,
@@ -56,7 +60,7 @@ class Percentiles:
     count: int
 
 
-def _utc_day(column: ColumnElement) -> ColumnElement:
+def _utc_day(column: SQLColumnExpression[datetime]) -> ColumnElement[Any]:
     """The UTC calendar day of a timestamp column, on SQLite (naive UTC text) and PostgreSQL."""
     if db.engine.dialect.name == "postgresql":
         # A literal, not a bound parameter: GROUP BY must repeat the SELECT's exact expression.
@@ -120,7 +124,9 @@ def funnel(sequence: Sequence, double_opt_in: bool) -> list[FunnelStage]:
     return stages
 
 
-def _last_drip_step(subscriber_id: ColumnElement, before: ColumnElement | None = None):
+def _last_drip_step(
+    subscriber_id: SQLColumnExpression[int], before: SQLColumnExpression[datetime] | None = None
+) -> ScalarSelect[str]:
     """The step of a subscriber's latest drip email that left (or was refused), optionally
     sent no later than `before`: a correlated subquery, one index lookup per row counted."""
     query = select(ScheduledEmail.step_id).where(
@@ -163,13 +169,15 @@ def step_figures(sequence: Sequence) -> list[StepFigures]:
         db.session.execute(
             select(ScheduledEmail.step_id, func.count(func.distinct(ScheduledEmail.id)))
             .join(DeliveryAttempt, DeliveryAttempt.email_id == ScheduledEmail.id)
-            .where(ScheduledEmail.purpose == Purpose.DRIP, DeliveryAttempt.outcome == "bounced")
+            .where(
+                ScheduledEmail.purpose == Purpose.DRIP, DeliveryAttempt.outcome == Outcome.BOUNCED
+            )
             .group_by(ScheduledEmail.step_id)
         ).all()
     )
     unsubscribed = _count_by(
         _last_drip_step(ConsentRecord.subscriber_id, ConsentRecord.created_at),
-        ConsentRecord.action == "withdrawal",
+        ConsentRecord.action == ConsentAction.WITHDRAWAL,
         source=ConsentRecord,
     )
     bounced = _by_status(SubscriberStatus.BOUNCED)
@@ -227,7 +235,10 @@ def time_to_inbox(
     ).all()
     if not rows:
         return None
-    seconds = sorted(max((sent - created).total_seconds(), 0.0) for created, sent in rows)
+    # sent_at is set on every SENT row: the filter above reads only those.
+    seconds = sorted(
+        max((sent - created).total_seconds(), 0.0) for created, sent in rows if sent is not None
+    )
     return Percentiles(
         p50=timedelta(seconds=percentile(seconds, 50)),
         p99=timedelta(seconds=percentile(seconds, 99)),

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from ..content.sequence import Consent
 from ..core.extensions import db
-from ..core.models import ConsentRecord, Subscriber
+from ..core.models import ConsentAction, ConsentRecord, Subscriber
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class RequestMeta:
 
 
 def record(
-    subscriber: Subscriber, action: str, consent: Consent, meta: RequestMeta, now: datetime
+    subscriber: Subscriber,
+    action: ConsentAction,
+    consent: Consent,
+    meta: RequestMeta,
+    now: datetime,
 ) -> ConsentRecord:
     entry = ConsentRecord(
         subscriber_id=subscriber.id,

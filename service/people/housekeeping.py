@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from ..core.extensions import db
+from ..core.extensions import db, rowcount
 from ..core.models import Subscriber, SubscriberStatus
 from ..sending.context import Context
 
@@ -26,4 +26,4 @@ def purge_unconfirmed(ctx: Context) -> int:
         )
     )
     db.session.commit()
-    return result.rowcount
+    return rowcount(result)

@@ -11,7 +11,14 @@ from sqlalchemy import func, select
 
 from ..core.addresses import email_key
 from ..core.extensions import db
-from ..core.models import ConsentRecord, DeliveryAttempt, ScheduledEmail, Subscriber
+from ..core.models import (
+    ConsentAction,
+    ConsentRecord,
+    DeliveryAttempt,
+    ScheduledEmail,
+    Subscriber,
+    SuppressionReason,
+)
 from ..sending.context import Context
 from ..sending.suppression import is_suppressed, suppress
 
@@ -96,7 +103,7 @@ def forget(ctx: Context, subscriber: Subscriber) -> None:
     """Erase the person; only a keyed hash stays, so they get no email until they consent
     again. Consent records, emails and the delivery log go with the subscriber row."""
     address = subscriber.email
-    suppress(ctx, address, "erased")
+    suppress(ctx, address, SuppressionReason.ERASED)
     for forget_elsewhere in ERASERS:
         forget_elsewhere(address)
     db.session.delete(subscriber)
@@ -115,7 +122,7 @@ def export_rows(batch: int = 1000) -> Iterator[dict]:
     """Every subscriber with status and consent times, streamed in id order."""
     first_consent = (
         select(ConsentRecord.subscriber_id, func.min(ConsentRecord.created_at).label("at"))
-        .where(ConsentRecord.action == "consent")
+        .where(ConsentRecord.action == ConsentAction.CONSENT)
         .group_by(ConsentRecord.subscriber_id)
         .subquery()
     )

@@ -20,8 +20,8 @@ class Entry:
     detail: dict = field(default_factory=dict)  # the piece of describe() it comes from
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def _email_title(email: dict) -> str:
@@ -40,7 +40,7 @@ def timeline(described: dict) -> list[Entry]:
     ]
     for email in described["emails"]:
         # A sent email sits where it left; one not (yet) sent where it is or was due.
-        at = _when(email["sent_at"]) or _when(email["due_at"])
+        at = _when(email["sent_at"] or email["due_at"])
         entries.append(Entry(at, "email", _email_title(email), email))
     downloads = described["guide_downloads"]
     if downloads["first_at"]:

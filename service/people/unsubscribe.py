@@ -8,7 +8,14 @@ from sqlalchemy import select
 
 from ..core import metrics
 from ..core.extensions import db
-from ..core.models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
+from ..core.models import (
+    ConsentAction,
+    EmailStatus,
+    ScheduledEmail,
+    Subscriber,
+    SubscriberStatus,
+    SuppressionReason,
+)
 from ..sending.context import Context
 from ..sending.schedule import cancel_open
 from ..sending.suppression import suppress
@@ -28,9 +35,9 @@ def unsubscribe(ctx: Context, subscriber_id: int, meta: consent.RequestMeta) -> 
     now = ctx.now()
     subscriber.status = SubscriberStatus.UNSUBSCRIBED
     subscriber.unsubscribed_at = now
-    consent.record(subscriber, "withdrawal", ctx.content.consent, meta, now)
+    consent.record(subscriber, ConsentAction.WITHDRAWAL, ctx.content.consent, meta, now)
     cancel_open(subscriber.id)
-    suppress(ctx, subscriber.email, "unsubscribed")
+    suppress(ctx, subscriber.email, SuppressionReason.UNSUBSCRIBED)
     step = last_step_sent(subscriber.id)
     db.session.commit()
     metrics.unsubscribed(step)

@@ -6,21 +6,24 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..core import metrics
-from ..core.extensions import db
+from ..core.extensions import db, rowcount
 from ..core.logs import mask_addresses
 from ..core.models import (
     DeliveryAttempt,
     EmailStatus,
+    Outcome,
     Purpose,
     ScheduledEmail,
     Subscriber,
     SubscriberStatus,
     Suppression,
+    SuppressionReason,
 )
 from .compose import compose, render_for
 from .context import Context
@@ -65,20 +68,20 @@ def claim(email_id: int, now: datetime, lease: float) -> bool:
     # A durable commit: the SMTP send follows at once, and a claim lost in a database crash
     # after it was acknowledged would let another worker send the same email meanwhile.
     db.session.commit()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
-def _wanted_status(email: ScheduledEmail) -> str:
+def _wanted_status(email: ScheduledEmail) -> SubscriberStatus:
     return SubscriberStatus.PENDING if email.purpose == Purpose.CONFIRM else SubscriberStatus.ACTIVE
 
 
-def _load(email_id: int) -> tuple[ScheduledEmail | None, Subscriber | None]:
+def _load(email_id: int) -> tuple[ScheduledEmail, Subscriber] | None:
     row = db.session.execute(
         select(ScheduledEmail, Subscriber)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
         .where(ScheduledEmail.id == email_id)
     ).first()
-    return (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1]) if row else None
 
 
 def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> bool:
@@ -100,22 +103,25 @@ def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) ->
     )
 
 
-def deliver(ctx: Context, email_id: int) -> str:
+def deliver(ctx: Context, email_id: int) -> Outcome:
     """Deliver one scheduled email if it is due and still wanted; return what happened.
     Rendered and followed by its next step from one content snapshot, the context's."""
     now = ctx.now()
     if not claim(email_id, now, ctx.settings.send_lease):
-        return "not-claimed"
-    email, subscriber = _load(email_id)
-    if email is None or subscriber.status != _wanted_status(email):
-        return _finish(email, EmailStatus.CANCELLED, "cancelled")
+        return Outcome.NOT_CLAIMED
+    loaded = _load(email_id)
+    if loaded is None:  # erased since the claim
+        return _finish(None, EmailStatus.CANCELLED, Outcome.CANCELLED)
+    email, subscriber = loaded
+    if subscriber.status != _wanted_status(email):
+        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
     rendered = render_for(ctx, email, subscriber)
     if rendered is None:  # its step was removed from the sequence: move on to the next
         schedule_next(ctx, subscriber, email.step_id, now)
-        return _finish(email, EmailStatus.CANCELLED, "skipped")
+        return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
     if not still_wanted(ctx, email, subscriber):
-        return _finish(email, EmailStatus.CANCELLED, "cancelled")
+        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
     # Read now what recording the send needs: after this commit the objects are expired, and
     # reloading them once the server has the message could fail on a lost connection.
     about = _about(email)
@@ -127,7 +133,7 @@ def deliver(ctx: Context, email_id: int) -> str:
     return _sent(ctx, about, result)
 
 
-def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
+def _finish(email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome) -> Outcome:
     if email is not None:
         email.status = status
         email.lease_until = None
@@ -135,8 +141,16 @@ def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
     return outcome
 
 
-def _about(email: ScheduledEmail) -> dict[str, object]:
-    """The ids a log line about this email carries (logs.FIELDS), never the address."""
+class About(TypedDict):
+    """The ids a log line about one email carries (logs.FIELDS), never the address."""
+
+    subscriber_id: int
+    email_id: int
+    step: str
+    message_id: str
+
+
+def _about(email: ScheduledEmail) -> About:
     return {
         "subscriber_id": email.subscriber_id,
         "email_id": email.id,
@@ -145,7 +159,9 @@ def _about(email: ScheduledEmail) -> dict[str, object]:
     }
 
 
-def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now: datetime) -> None:
+def _log(
+    email: ScheduledEmail, outcome: Outcome, code: int | None, reply: str, now: datetime
+) -> None:
     db.session.add(
         DeliveryAttempt(
             email_id=email.id,
@@ -158,7 +174,7 @@ def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now:
     )
 
 
-def _sent(ctx: Context, about: dict[str, object], result: SendResult) -> str:
+def _sent(ctx: Context, about: About, result: SendResult) -> Outcome:
     """Record an accepted send. The server has the message now: if the database connection
     drops or the database is unreachable, keep trying on fresh connections rather than
     leave the row to be sent again when its lease runs out."""
@@ -183,22 +199,22 @@ def _sent(ctx: Context, about: dict[str, object], result: SendResult) -> str:
             pause = min(pause * 2, RECORD_PAUSE_MAX)
 
 
-def _record_sent(ctx: Context, about: dict[str, object], result: SendResult) -> str:
+def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
     now = ctx.now()
-    email = db.session.get(ScheduledEmail, about["email_id"])
+    email = db.session.get_one(ScheduledEmail, about["email_id"])  # we hold its claim
     if email.status != EmailStatus.SENT:  # else an earlier try's commit landed, its answer lost
-        subscriber = db.session.get(Subscriber, about["subscriber_id"])
+        subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
         email.status = EmailStatus.SENT
         email.sent_at = now
         email.lease_until = None
         email.last_error = None
-        _log(email, "sent", result.code, result.reply, now)
+        _log(email, Outcome.SENT, result.code, result.reply, now)
         if email.purpose == Purpose.DRIP:
             schedule_next(ctx, subscriber, email.step_id, now)
     db.session.commit()
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
-    return "sent"
+    return Outcome.SENT
 
 
 def _first_try(email: ScheduledEmail, now: datetime) -> datetime:
@@ -212,18 +228,20 @@ def _first_try(email: ScheduledEmail, now: datetime) -> datetime:
     return first or now
 
 
-def _failed(ctx: Context, email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError) -> str:
+def _failed(
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber, exc: DeliveryError
+) -> Outcome:
     now = ctx.now()
     email.lease_until = None
     email.last_error = str(exc)[:2000]
     # SMTP replies often quote the recipient: the log gets the reply with the address masked.
     reply = mask_addresses(str(exc))
     if exc.kind == DeliveryError.TRANSIENT and now - _first_try(email, now) < RETRY_FOR:
-        _log(email, "deferred", exc.code, exc.reply, now)
+        _log(email, Outcome.DEFERRED, exc.code, exc.reply, now)
         email.status = EmailStatus.PENDING
         email.due_at = now + backoff(email.attempts)
         db.session.commit()
-        metrics.send_failed("deferred")
+        metrics.send_failed(Outcome.DEFERRED)
         log.warning(
             "deferred email %s (attempt %s): %s",
             email.id,
@@ -231,15 +249,15 @@ def _failed(ctx: Context, email: ScheduledEmail, subscriber: Subscriber, exc: De
             reply,
             extra=_about(email),
         )
-        return "deferred"
+        return Outcome.DEFERRED
     email.status = EmailStatus.FAILED
     if exc.kind == DeliveryError.BOUNCE:
-        _log(email, "bounced", exc.code, exc.reply, now)
+        _log(email, Outcome.BOUNCED, exc.code, exc.reply, now)
         subscriber.status = SubscriberStatus.BOUNCED
         cancel_open(subscriber.id)
-        suppress(ctx, subscriber.email, "bounced")
+        suppress(ctx, subscriber.email, SuppressionReason.BOUNCED)
         db.session.commit()
-        metrics.send_failed("bounced")
+        metrics.send_failed(Outcome.BOUNCED)
         log.warning(
             "bounced email %s, subscriber %s suppressed: %s",
             email.id,
@@ -247,17 +265,17 @@ def _failed(ctx: Context, email: ScheduledEmail, subscriber: Subscriber, exc: De
             reply,
             extra=_about(email),
         )
-        return "bounced"
-    _log(email, "failed", exc.code, exc.reply, now)
+        return Outcome.BOUNCED
+    _log(email, Outcome.FAILED, exc.code, exc.reply, now)
     db.session.commit()
-    metrics.send_failed("failed")
+    metrics.send_failed(Outcome.FAILED)
     log.error(
         "email %s failed, the server refused the sender or message: %s",
         email.id,
         reply,
         extra=_about(email),
     )
-    return "failed"
+    return Outcome.FAILED
 
 
 def backoff(attempts: int) -> timedelta:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from ..core.extensions import db
-from ..core.models import EmailStatus, ScheduledEmail
+from ..core.models import EmailStatus, Outcome, ScheduledEmail
 from ..core.settings import Settings
 from .context import Context
 from .delivery import deliver
@@ -98,7 +98,7 @@ def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) ->
         if renewed is None or now - renewed > hand_off_lease(ctx.settings) / 2:
             renew(ids[done:], now)
             renewed = now
-        sent += deliver(ctx, email_id) == "sent"
+        sent += deliver(ctx, email_id) == Outcome.SENT
     return sent
 
 

@@ -90,7 +90,7 @@ def _encoded_words(text: str, room: int) -> str:
     """RFC 2047 encoded words of the whole text: one while it fits in `room`, as the stdlib
     writes them at max_line_length=998 (split at 75 characters, Python's own parser keeps
     the space between two words of a display name), folded beyond that."""
-    return "\n ".join(UTF8.header_encode_lines(text, itertools.repeat(room)))
+    return "\n ".join(line or "" for line in UTF8.header_encode_lines(text, itertools.repeat(room)))
 
 
 def subject_header(subject: str) -> OwnHeader:

@@ -112,14 +112,15 @@ def apply(ctx: Context) -> list[Change]:
     sequence = ctx.content
     changes = plan(sequence)
     for change in changes:
-        row = db.session.get(ScheduledEmail, change.email_id)
+        row = db.session.get_one(ScheduledEmail, change.email_id)
         if change.new_step == change.old_step:
+            assert change.new_due is not None  # a step of the file has a due time
             row.due_at = change.new_due
             continue
         row.status = EmailStatus.CANCELLED
         db.session.flush()
         if change.new_step is not None:
-            subscriber = db.session.get(Subscriber, change.subscriber_id)
+            subscriber = db.session.get_one(Subscriber, change.subscriber_id)
             step = sequence.step(change.new_step)
             assert step is not None  # plan() took it from this sequence
             _replace(ctx, subscriber, step, row.anchor_at)

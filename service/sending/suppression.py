@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from ..core.addresses import email_key
 from ..core.extensions import db
-from ..core.models import Suppression
+from ..core.models import Suppression, SuppressionReason
 from .context import Context
 
 
@@ -22,7 +22,7 @@ def address_hashes(ctx: Context, address: str) -> list[str]:
     return [address_hash(address, key) for key in ctx.settings.secret_keys]
 
 
-def suppress(ctx: Context, address: str, reason: str) -> None:
+def suppress(ctx: Context, address: str, reason: SuppressionReason) -> None:
     """Add the address (no-op if present). Part of the caller's transaction."""
     if is_suppressed(ctx, address):
         return

@@ -16,7 +16,7 @@ from .requestmeta import request_meta
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def _problem(status: int, message: str):
+def _problem(status: int, message: str) -> ResponseReturnValue:
     return jsonify({"error": message}), status
 
 

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask.globals import request_ctx
+from flask.typing import ResponseReturnValue, ResponseValue
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
@@ -25,7 +26,7 @@ MESSAGES = {
 }
 
 
-def _answer(status: int, message: str):
+def _answer(status: int, message: str) -> tuple[ResponseValue, int]:
     if request.path.startswith("/api/") or request.path.startswith("/webhooks/"):
         return jsonify({"error": message}), status
     return render_template("error.html", status=status, message=message), status
@@ -33,18 +34,18 @@ def _answer(status: int, message: str):
 
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
         return _answer(400, "The form expired. Please go back, reload the page and try again.")
 
     @app.errorhandler(SecurityError)
-    def untrusted_host(exc: SecurityError):
+    def untrusted_host(exc: SecurityError) -> ResponseReturnValue:
         # Flask refused the Host (TRUSTED_HOSTS) before routing, so the request has no URL
         # adapter; the page's relative links are built with one bound to a trusted name.
         request_ctx.url_adapter = app.url_map.bind(settings_of(app).host_names[0])
         return _answer(400, MESSAGES[400])
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         status = exc.code or 500
         response = _answer(status, MESSAGES.get(status, exc.description or "Error"))
         if status == 405 and exc.get_response().headers.get("Allow"):
@@ -54,12 +55,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)
-    def database_down(exc: Exception):
+    def database_down(exc: Exception) -> ResponseReturnValue:
         db.session.rollback()
         log.error("database unavailable: %s", exc.__class__.__name__)
         return _answer(503, MESSAGES[503])
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _answer(500, "Something went wrong on our side. It has been logged.")

@@ -61,7 +61,7 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
     """Readiness: send traffic here (and start a rollout's next step) only when this passes."""
-    app = current_app._get_current_object()
+    app = current_app
     database = _database()
     return _answer(
         {

@@ -44,7 +44,7 @@ def _holder(claim: tokens.Claim | None) -> int:
                 Subscriber.id == claim.subscriber_id
             )
         ).one_or_none()
-    if row is None or not tokens.binds(claim, row.token_key, row.legacy_tokens):
+    if claim is None or row is None or not tokens.binds(claim, row.token_key, row.legacy_tokens):
         abort(404)
     return claim.subscriber_id
 

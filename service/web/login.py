@@ -80,14 +80,15 @@ def _next_page(value: str | None) -> str:
     if value and not value.isprintable():
         abort(400)
     parts = urlsplit(value or "")
-    safe = (
+    if (
         value
         and not parts.scheme
         and not parts.netloc
         and parts.path.startswith("/admin")
         and "\\" not in value
-    )
-    return value if safe else url_for("admin.dashboard")
+    ):
+        return value
+    return url_for("admin.dashboard")
 
 
 def _address_and_client_key() -> str:

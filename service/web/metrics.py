@@ -35,5 +35,5 @@ def scrape() -> ResponseReturnValue:
         )
     # Prometheus asks for OpenMetrics in Accept; other scrapers get the classic text format.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encode(metrics.registry(current_app._get_current_object()))
+    body = encode(metrics.registry(current_app))  # collected now, in this app context
     return Response(body, 200, {"Cache-Control": "no-store"}, content_type=content_type)

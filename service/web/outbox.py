@@ -91,7 +91,7 @@ def _files() -> dict[str, Path]:
 
 def _parse(path: Path, headers_only: bool = False) -> EmailMessage:
     with path.open("rb") as handle:
-        return BytesParser(policy=policy.default).parse(handle, headersonly=headers_only)  # type: ignore[return-value]
+        return BytesParser(policy=policy.default).parse(handle, headersonly=headers_only)
 
 
 def _when(msg: EmailMessage, path: Path) -> datetime:

@@ -18,7 +18,7 @@ def _address_key() -> str:
         body = request.get_json(silent=True) if request.is_json else request.form
     except HTTPException:  # too large or unreadable: the view answers that, not the limiter
         return "address:"
-    value = body.get("email") if hasattr(body, "get") else None
+    value = body.get("email") if body is not None and hasattr(body, "get") else None
     if not isinstance(value, str):
         return hashed_key("address", "")
     # Per mailbox, not per spelling: "Ann+1@" to "ann+9@", in any Unicode form the

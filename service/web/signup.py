@@ -14,7 +14,9 @@ from .requestmeta import request_meta
 bp = Blueprint("signup", __name__)
 
 
-def _page(values: dict | None = None, errors: dict | None = None, status: int = 200):
+def _page(
+    values: dict | None = None, errors: dict | None = None, status: int = 200
+) -> ResponseReturnValue:
     sequence = current().content
     body = render_template(
         "signup.html",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from types import ModuleType
 
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..core.extensions import csrf, limiter
 from ..core.settings import Settings
-from ..webhooks import PROVIDERS
+from ..webhooks import PROVIDERS, Provider
 from ..webhooks.events import apply
 from ..webhooks.normalized import Event, Forbidden, Malformed, Unavailable
 from .context import current
@@ -26,15 +25,15 @@ MAX_BODY = 1024 * 1024
 @csrf.exempt  # providers post without cookies: the signature or token is the proof
 @limiter.exempt  # a burst of bounces after a campaign is no flood, and refusing it loses them
 def receive(provider: str) -> ResponseReturnValue:
-    module = PROVIDERS.get(provider)
+    found = PROVIDERS.get(provider)
     ctx = current()
     settings = ctx.settings
-    if module is None or not module.configured(settings):
+    if found is None or not found.configured(settings):
         abort(404)  # a provider without its key is not configured: there is nothing here
     request.max_content_length = MAX_BODY
     body = request.get_data(cache=False)
     try:
-        accepted = apply(ctx, _events(module, body, settings))
+        accepted = apply(ctx, _events(found, body, settings))
     except Forbidden as exc:
         log.warning("%s webhook refused: %s", provider, exc)
         return jsonify({"error": "the request is not signed by the provider"}), 403
@@ -47,13 +46,13 @@ def receive(provider: str) -> ResponseReturnValue:
     return jsonify({"accepted": accepted}), 200
 
 
-def _events(module: ModuleType, body: bytes, settings: Settings) -> list[Event]:
+def _events(provider: Provider, body: bytes, settings: Settings) -> list[Event]:
     try:
-        return module.receive(body, request.headers, settings, current().now())
+        return provider.receive(body, request.headers, settings, current().now())
     except (Forbidden, Malformed, Unavailable):
         raise
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         # A payload shape the parser did not foresee: the provider gets 400, not 500, and
         # the traceback is logged so the parser can learn it.
-        log.exception("%s webhook payload not understood", module.NAME)
+        log.exception("%s webhook payload not understood", provider.name)
         raise Malformed("the payload has an unexpected shape") from exc

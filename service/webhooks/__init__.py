@@ -1,10 +1,11 @@
-"""Bounce and complaint webhooks: one module per mail provider, one normalized event model."""
+"""Bounce and complaint webhooks: one Provider per mail provider, one normalized event model."""
 
 from __future__ import annotations
 
-from types import ModuleType
+from .mailgun import Mailgun
+from .postmark import Postmark
+from .provider import Provider
+from .sendgrid import SendGrid
+from .ses import Ses
 
-from . import mailgun, postmark, sendgrid, ses
-
-# Each provider module has NAME, configured(settings) and receive(body, headers, settings, now).
-PROVIDERS: dict[str, ModuleType] = {m.NAME: m for m in (ses, postmark, mailgun, sendgrid)}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (Ses(), Postmark(), Mailgun(), SendGrid())}

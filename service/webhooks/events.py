@@ -12,11 +12,19 @@ from sqlalchemy.exc import IntegrityError
 from ..core import metrics
 from ..core.addresses import email_key, normalized
 from ..core.extensions import db
-from ..core.models import ConsentRecord, Subscriber, SubscriberStatus, WebhookEvent
+from ..core.models import (
+    ConsentAction,
+    ConsentRecord,
+    EventKind,
+    Subscriber,
+    SubscriberStatus,
+    SuppressionReason,
+    WebhookEvent,
+)
 from ..sending.context import Context
 from ..sending.schedule import cancel_open
 from ..sending.suppression import address_hash, suppress
-from .normalized import COMPLAINT, HARD_BOUNCE, SOFT_BOUNCE, Event, Forbidden
+from .normalized import Event, Forbidden
 
 log = logging.getLogger(__name__)
 SOFT_BOUNCE_LIMIT = 5  # soft bounces since the last consent that suppress an address
@@ -78,14 +86,14 @@ def _apply_one(ctx: Context, event: Event) -> bool:
 
 def _count(event: Event) -> None:
     """Counted once the event is recorded: a replay is not a second bounce."""
-    if event.kind in (HARD_BOUNCE, SOFT_BOUNCE):
+    if event.kind in (EventKind.HARD_BOUNCE, EventKind.SOFT_BOUNCE):
         metrics.bounce_reported()
-    elif event.kind == COMPLAINT:
+    elif event.kind == EventKind.COMPLAINT:
         metrics.complaint_reported()
 
 
 def _act(ctx: Context, event: Event, address: str) -> None:
-    if event.kind not in (HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT):
+    if event.kind not in (EventKind.HARD_BOUNCE, EventKind.SOFT_BOUNCE, EventKind.COMPLAINT):
         return
     # Locked, so two soft bounces arriving together cannot both count to four.
     subscriber = db.session.scalar(
@@ -93,18 +101,21 @@ def _act(ctx: Context, event: Event, address: str) -> None:
     )
     if subscriber is None:
         return  # not ours (or erased): the event is recorded and that is all
-    if event.kind == COMPLAINT:
+    if event.kind == EventKind.COMPLAINT:
         _stop(ctx, subscriber, SubscriberStatus.COMPLAINED, event)
-    elif event.kind == HARD_BOUNCE or _soft_bounces(ctx, subscriber, address) >= SOFT_BOUNCE_LIMIT:
+    elif (
+        event.kind == EventKind.HARD_BOUNCE
+        or _soft_bounces(ctx, subscriber, address) >= SOFT_BOUNCE_LIMIT
+    ):
         _stop(ctx, subscriber, SubscriberStatus.BOUNCED, event)
 
 
-def _stop(ctx: Context, subscriber: Subscriber, status: str, event: Event) -> None:
+def _stop(ctx: Context, subscriber: Subscriber, status: SubscriberStatus, event: Event) -> None:
     # A complaint is the stronger word: a later bounce does not overwrite it.
     if subscriber.status != SubscriberStatus.COMPLAINED:
         subscriber.status = status
     cancel_open(subscriber.id)
-    suppress(ctx, subscriber.email, status)
+    suppress(ctx, subscriber.email, SuppressionReason(status))
     log.warning(
         "subscriber %s %s (%s event %s): their emails are cancelled",
         subscriber.id,
@@ -120,12 +131,13 @@ def _soft_bounces(ctx: Context, subscriber: Subscriber, address: str) -> int:
     being suppressed starts from zero."""
     since = db.session.scalar(
         select(func.max(ConsentRecord.created_at)).where(
-            ConsentRecord.subscriber_id == subscriber.id, ConsentRecord.action == "consent"
+            ConsentRecord.subscriber_id == subscriber.id,
+            ConsentRecord.action == ConsentAction.CONSENT,
         )
     )
     hashes = [address_hash(address, key) for key in ctx.settings.secret_keys]
     query = select(func.count(WebhookEvent.id)).where(
-        WebhookEvent.email_hash.in_(hashes), WebhookEvent.kind == SOFT_BOUNCE
+        WebhookEvent.email_hash.in_(hashes), WebhookEvent.kind == EventKind.SOFT_BOUNCE
     )
     if since is not None:
         query = query.where(WebhookEvent.received_at >= since)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 from datetime import datetime
 
+from werkzeug.datastructures import Headers
+
+from ..core.models import EventKind
 from ..core.settings import Settings
 from .normalized import (
-    COMPLAINT,
-    HARD_BOUNCE,
-    OTHER,
-    SOFT_BOUNCE,
     Event,
     Forbidden,
     Malformed,
@@ -23,45 +21,49 @@ from .normalized import (
 )
 
 NAME = "mailgun"
-SEVERITY_KINDS = {"permanent": HARD_BOUNCE, "temporary": SOFT_BOUNCE}
+SEVERITY_KINDS = {"permanent": EventKind.HARD_BOUNCE, "temporary": EventKind.SOFT_BOUNCE}
 
 
-def configured(settings: Settings) -> bool:
-    return settings.mailgun_webhook_signing_key is not None
+class Mailgun:
+    """Mailgun: a Provider (see provider.py)."""
 
+    name = NAME
 
-def receive(
-    body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
-) -> list[Event]:
-    payload = load_object(body, "a Mailgun webhook")
-    token = verify(payload.get("signature"), settings.mailgun_webhook_signing_key or "", now)
-    data = payload.get("event-data")
-    if not isinstance(data, dict):
-        raise Malformed("the webhook has no event-data")
-    name = data.get("event")
-    if name == "failed":
-        kind = SEVERITY_KINDS.get(text(data.get("severity")) or "", OTHER)
-    elif name == "complained":
-        kind = COMPLAINT
-    else:
-        # Recorded all the same: the signature does not cover event-data, so the token of
-        # every request must be remembered, or a captured "delivered" request could be
-        # replayed within the window with a forged complaint inside.
-        kind = OTHER
-    status = data.get("delivery-status")
-    status = status if isinstance(status, dict) else {}
-    detail = text(status.get("description")) or text(status.get("message"))
-    return [
-        Event(
-            provider=NAME,
-            event_id=data.get("id"),
-            kind=kind,
-            email=data.get("recipient"),
-            occurred_at=parse_time(data.get("timestamp")),
-            detail=detail or text(data.get("reason")),
-            nonce=token,
-        )
-    ]
+    def configured(self, settings: Settings) -> bool:
+        return settings.mailgun_webhook_signing_key is not None
+
+    def receive(
+        self, body: bytes, headers: Headers, settings: Settings, now: datetime
+    ) -> list[Event]:
+        payload = load_object(body, "a Mailgun webhook")
+        token = verify(payload.get("signature"), settings.mailgun_webhook_signing_key or "", now)
+        data = payload.get("event-data")
+        if not isinstance(data, dict):
+            raise Malformed("the webhook has no event-data")
+        name = data.get("event")
+        if name == "failed":
+            kind = SEVERITY_KINDS.get(text(data.get("severity")) or "", EventKind.OTHER)
+        elif name == "complained":
+            kind = EventKind.COMPLAINT
+        else:
+            # Recorded all the same: the signature does not cover event-data, so the token of
+            # every request must be remembered, or a captured "delivered" request could be
+            # replayed within the window with a forged complaint inside.
+            kind = EventKind.OTHER
+        status = data.get("delivery-status")
+        status = status if isinstance(status, dict) else {}
+        detail = text(status.get("description")) or text(status.get("message"))
+        return [
+            Event.read(
+                provider=NAME,
+                event_id=data.get("id"),
+                kind=kind,
+                email=data.get("recipient"),
+                occurred_at=parse_time(data.get("timestamp")),
+                detail=detail or text(data.get("reason")),
+                nonce=token,
+            )
+        ]
 
 
 def verify(signature: object, key: str, now: datetime) -> str:
@@ -75,7 +77,15 @@ def verify(signature: object, key: str, now: datetime) -> str:
     )
     if isinstance(timestamp, int) and not isinstance(timestamp, bool):
         timestamp = str(timestamp)
-    if not all(isinstance(v, str) and v for v in (timestamp, token, digest)) or not key:
+    if not (
+        isinstance(timestamp, str)
+        and isinstance(token, str)
+        and isinstance(digest, str)
+        and timestamp
+        and token
+        and digest
+        and key
+    ):
         raise Forbidden("the signature block is incomplete")
     expected = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), digest.lower().encode()):

@@ -7,7 +7,6 @@ import binascii
 import http.client
 import logging
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -16,13 +15,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from werkzeug.datastructures import Headers
 
+from ..core.models import EventKind
 from ..core.settings import Settings
 from .normalized import (
-    COMPLAINT,
-    HARD_BOUNCE,
-    OTHER,
-    SOFT_BOUNCE,
     Event,
     Forbidden,
     Malformed,
@@ -59,36 +56,40 @@ SIGNED_FIELDS = {
 SIGNED_FIELDS["UnsubscribeConfirmation"] = SIGNED_FIELDS["SubscriptionConfirmation"]
 OPTIONAL_FIELDS = {"Subject"}
 BOUNCE_KINDS = {
-    "Permanent": HARD_BOUNCE,
-    "Transient": SOFT_BOUNCE,
+    "Permanent": EventKind.HARD_BOUNCE,
+    "Transient": EventKind.SOFT_BOUNCE,
     # SES could not tell: counted like a soft bounce, so that five of them still suppress.
-    "Undetermined": SOFT_BOUNCE,
+    "Undetermined": EventKind.SOFT_BOUNCE,
 }
 
 
-def configured(settings: Settings) -> bool:
-    return settings.ses_topic_arn is not None
+class Ses:
+    """Amazon SES through SNS: a Provider (see provider.py)."""
 
+    name = NAME
 
-def receive(
-    body: bytes, headers: Mapping[str, str], settings: Settings, now: datetime
-) -> list[Event]:
-    message = load_object(body, "an SNS message")
-    verify(message, settings, now)
-    kind = message["Type"]
-    if kind == "SubscriptionConfirmation":
-        # Not followed automatically: confirming starts the flow of a topic's messages into
-        # this service, so the operator does it knowingly (and may have no route out anyway).
-        log.warning(
-            "SNS asks to confirm the subscription to %s: open %s to confirm it",
-            message["TopicArn"],
-            message.get("SubscribeURL"),
-        )
-        return []
-    if kind == "UnsubscribeConfirmation":
-        log.warning("SNS reports this endpoint unsubscribed from %s", message["TopicArn"])
-        return []
-    return _events(message)
+    def configured(self, settings: Settings) -> bool:
+        return settings.ses_topic_arn is not None
+
+    def receive(
+        self, body: bytes, headers: Headers, settings: Settings, now: datetime
+    ) -> list[Event]:
+        message = load_object(body, "an SNS message")
+        verify(message, settings, now)
+        kind = message["Type"]
+        if kind == "SubscriptionConfirmation":
+            # Not followed automatically: confirming starts the flow of a topic's messages into
+            # this service, so the operator does it knowingly (and may have no route out anyway).
+            log.warning(
+                "SNS asks to confirm the subscription to %s: open %s to confirm it",
+                message["TopicArn"],
+                message.get("SubscribeURL"),
+            )
+            return []
+        if kind == "UnsubscribeConfirmation":
+            log.warning("SNS reports this endpoint unsubscribed from %s", message["TopicArn"])
+            return []
+        return _events(message)
 
 
 def verify(message: dict, settings: Settings, now: datetime) -> None:
@@ -172,7 +173,7 @@ def downloaded(url: str) -> x509.Certificate:
 def fetch(url: str) -> bytes:
     """GET the certificate over verified HTTPS, without following redirects or proxies."""
     parts = urlsplit(url)
-    connection = http.client.HTTPSConnection(parts.hostname, timeout=FETCH_TIMEOUT)
+    connection = http.client.HTTPSConnection(parts.hostname or "", timeout=FETCH_TIMEOUT)
     try:
         connection.request("GET", parts.path)
         response = connection.getresponse()
@@ -196,14 +197,14 @@ def _events(message: dict) -> list[Event]:
         report = notice.get("bounce")
         if not isinstance(report, dict):
             raise Malformed("a bounce without its bounce object")
-        kind = BOUNCE_KINDS.get(text(report.get("bounceType")) or "", OTHER)
+        kind = BOUNCE_KINDS.get(text(report.get("bounceType")) or "", EventKind.OTHER)
         recipients = report.get("bouncedRecipients")
         summary = f"{report.get('bounceType')}/{report.get('bounceSubType')}"
     elif kind_name == "Complaint":
         report = notice.get("complaint")
         if not isinstance(report, dict):
             raise Malformed("a complaint without its complaint object")
-        kind = COMPLAINT
+        kind = EventKind.COMPLAINT
         recipients = report.get("complainedRecipients")
         summary = f"complaint/{report.get('complaintFeedbackType') or 'unspecified'}"
     else:
@@ -219,7 +220,7 @@ def _events(message: dict) -> list[Event]:
             raise Malformed("a recipient is not an object")
         detail = text(recipient.get("diagnosticCode"))
         events.append(
-            Event(
+            Event.read(
                 provider=NAME,
                 event_id=f"{message['MessageId']}:{number}",
                 kind=kind,

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from service.core.clock import utcnow
 from service.core.extensions import db
-from service.core.models import ConsentRecord, Subscriber
+from service.core.models import ConsentRecord, EventKind, Subscriber
 from service.core.settings import settings_of
 from service.people.consent import RequestMeta
 from service.people.housekeeping import purge_unconfirmed
@@ -21,7 +21,7 @@ from service.people.unsubscribe import unsubscribe
 from service.sending.context import for_app
 from service.sending.suppression import is_suppressed
 from service.webhooks import events
-from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
+from service.webhooks.normalized import Event
 from tests.conftest import make_app
 from tests.helpers import (
     api_signup,
@@ -254,7 +254,7 @@ def opt_out(app, address: str, how: str) -> None:
         if how == "unsubscribed":
             unsubscribe(for_app(app), person.id, RequestMeta("test", None, None, None))
         else:
-            kind = {"bounced": HARD_BOUNCE, "complained": COMPLAINT}[how]
+            kind = {"bounced": EventKind.HARD_BOUNCE, "complained": EventKind.COMPLAINT}[how]
             assert (
                 events.apply(
                     for_app(app), [Event("postmark", f"{how}-1", kind, address, None, None)]

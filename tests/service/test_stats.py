@@ -9,13 +9,13 @@ import time_machine
 from sqlalchemy import select
 
 from service.core.extensions import db
-from service.core.models import Subscriber
+from service.core.models import EventKind, Subscriber
 from service.insights import stats
 from service.people.consent import RequestMeta
 from service.people.unsubscribe import unsubscribe
 from service.sending.context import for_app
 from service.webhooks.events import apply
-from service.webhooks.normalized import COMPLAINT, HARD_BOUNCE, Event
+from service.webhooks.normalized import Event
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, parts
 
@@ -66,8 +66,8 @@ def story(env, smtpd):
         assert dispatch_inline(app) == ["sent"] * 3
     with app.app_context(), time_machine.travel(later + timedelta(hours=1), tick=False):
         unsubscribe(for_app(app), subscriber_id("ann@example.com"), META)
-    report(app, "c-1", COMPLAINT, "dan@example.com", later + timedelta(hours=2))
-    report(app, "b-1", HARD_BOUNCE, "eve@example.com", later + timedelta(hours=3))
+    report(app, "c-1", EventKind.COMPLAINT, "dan@example.com", later + timedelta(hours=2))
+    report(app, "b-1", EventKind.HARD_BOUNCE, "eve@example.com", later + timedelta(hours=3))
     return app
 
 
