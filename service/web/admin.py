@@ -14,7 +14,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from werkzeug.wrappers import Response
 
 from ..core.clock import utcnow
 from ..core.extensions import csrf, db
@@ -28,7 +27,7 @@ from ..sending.sequence_check import check
 from . import formats
 from .context import current
 from .embed import snippet
-from .login import current_owner, secure_headers
+from .login import current_owner
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 # The guard below checks the session before the CSRF token, so that a stranger's POST gets
@@ -44,12 +43,6 @@ STATUSES = (
     SubscriberStatus.UNSUBSCRIBED,
     SubscriberStatus.BOUNCED,
     SubscriberStatus.COMPLAINED,
-)
-# Previews embed email HTML in sandboxed srcdoc frames, which inherit this policy: inline
-# styles render, nothing runs, nothing loads from elsewhere, nothing is submitted.
-CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
@@ -83,11 +76,6 @@ def require_owner() -> ResponseReturnValue | None:
     csrf.protect()  # no-op for GET and HEAD
     g.owner = owner
     return None
-
-
-@bp.after_request
-def lock_down(response: Response) -> Response:
-    return secure_headers(response, CSP)
 
 
 @bp.route("/<path:anything>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])

@@ -18,10 +18,7 @@ def script() -> ResponseReturnValue:
     response = send_from_directory(
         STATIC, "embed.js", mimetype="text/javascript", max_age=MAX_AGE, conditional=True
     )
-    response.cache_control.public = True
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Pages on other sites load it: a blog with Cross-Origin-Embedder-Policy must be able to.
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.cache_control.public = True  # its headers: the "embed" policy (security.py)
     return response
 
 

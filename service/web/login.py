@@ -29,20 +29,6 @@ PER_CLIENT = "10/minute;50/hour"
 PER_ADDRESS_AND_CLIENT = "5/minute;20/hour"
 # One message whatever was wrong, so the form tells nobody which addresses are owners.
 REFUSED = "That email address and password do not match. Please try again."
-# The page embeds nothing and submits only here; nothing may frame it (clickjacking).
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def secure_headers(response: Response, csp: str = CSP) -> Response:
-    response.headers["Content-Security-Policy"] = csp
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def current_owner() -> Owner | None:
@@ -98,11 +84,6 @@ def _address_and_client_key() -> str:
 
 def _refused(response: Response) -> bool:
     return response.status_code == 422
-
-
-@bp.after_request
-def lock_down(response: Response) -> Response:
-    return secure_headers(response)
 
 
 @bp.route("/login", methods=["GET", "POST"])

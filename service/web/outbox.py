@@ -12,7 +12,6 @@ from pathlib import Path
 
 from flask import Blueprint, abort, render_template, request
 from flask.typing import ResponseReturnValue
-from werkzeug.wrappers import Response
 
 from ..core.extensions import db
 from .context import settings
@@ -20,12 +19,6 @@ from .login import current_owner
 
 bp = Blueprint("outbox", __name__)
 LISTED = 200  # newest messages on the list page; the folder itself may hold thousands
-# The page embeds email HTML (in a sandboxed srcdoc iframe, which inherits this policy):
-# inline styles may render, nothing may run, load from elsewhere or submit anywhere.
-CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 @dataclass(frozen=True)
@@ -57,15 +50,6 @@ def _from_this_machine() -> bool:
         return ip_address(request.remote_addr or "").is_loopback
     except ValueError:
         return False
-
-
-@bp.after_request
-def lock_down(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"  # unsubscribe tokens sit in the links
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _folder() -> Path:

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.web.security import CSP
+from service.web.security import BLUEPRINTS, CSP, LOGIN_CSP, POLICIES
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages, sign_in_owner
 
@@ -128,3 +128,16 @@ def test_a_forwarded_proto_counts_only_behind_a_trusted_proxy(env: dict[str, str
     assert "Strict-Transport-Security" not in direct.headers
     proxied = make_app({**env, "TRUSTED_PROXIES": "1"}).test_client().get("/", headers=forwarded)
     assert proxied.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_every_policy_names_a_blueprint_that_exists(app: Flask):
+    """A renamed blueprint would silently answer under the default policy."""
+    assert set(BLUEPRINTS) <= set(app.blueprints)
+    assert set(BLUEPRINTS.values()) <= set(POLICIES)
+
+
+def test_the_sign_in_page_is_never_cached_and_embeds_nothing(client: FlaskClient):
+    page = client.get("/login")
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Content-Security-Policy"] == LOGIN_CSP
+    assert page.headers["X-Frame-Options"] == "DENY"
