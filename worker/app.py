@@ -16,6 +16,7 @@ from service.core import logs, metrics
 from service.core.broker import celery_config
 from service.core.extensions import db
 from service.core.settings import settings_of
+from service.insights.scrape import registry
 from service.sending.context import transport_of
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def start_metrics_server(flask_app: Flask, port: int, forks: bool = False) -> No
     # not inherit those pooled connections, so it starts with an empty pool of its own.
     os.register_at_fork(after_in_child=partial(_empty_pool, flask_app))
     try:
-        start_http_server(port, registry=metrics.registry(flask_app))
+        start_http_server(port, registry=registry(flask_app))
     except OSError as exc:
         # Sending mail matters more than being scraped: say so, and go on.
         log.error("metrics server not started on port %s: %s", port, exc)

@@ -1,25 +1,15 @@
-"""Prometheus metrics: the counters the use cases bump, and what one scrape shows."""
+"""Prometheus counters the use cases bump, and the folder processes share them through."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-from flask import Flask
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client import Counter
 
-from .clock import utcnow
-from .extensions import db
-from .models import EmailStatus, Outcome, ScheduledEmail
+from .models import Outcome
 
-log = logging.getLogger(__name__)
 # prometheus_client picks its multiprocess mode from this variable when it is imported, in
 # every process (gunicorn and Celery children included): the scrape must follow the same.
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -78,50 +68,8 @@ def complaint_reported() -> None:
     COMPLAINTS.inc()
 
 
-class OldestDueEmail:
-    """leadmagnet_oldest_due_email_age_seconds, read from the database at each scrape: how
-    long the most overdue pending email has waited past its due time (0: nothing waits)."""
-
-    NAME = "leadmagnet_oldest_due_email_age_seconds"
-    HELP = "Seconds the oldest pending email has waited past its due time (0: none is due)."
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        # Its own app context: the worker's metrics server scrapes from a thread of its own.
-        with self.app.app_context():
-            now = utcnow()
-            try:
-                # One lookup in the partial index of pending rows (ix_scheduled_email_due).
-                oldest = db.session.scalar(
-                    select(func.min(ScheduledEmail.due_at)).where(
-                        ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now
-                    )
-                )
-            except SQLAlchemyError as exc:
-                # The counters are still worth a scrape; /readyz reports the database.
-                log.warning("oldest due email not measured: %s", type(exc).__name__)
-                return
-        age = (now - oldest).total_seconds() if oldest is not None else 0.0
-        yield GaugeMetricFamily(self.NAME, self.HELP, value=max(age, 0.0))
-
-
 def multiprocess_folder() -> str | None:
     return os.environ.get(MULTIPROC_VARIABLE) or None
-
-
-def registry(app: Flask) -> CollectorRegistry:
-    """What a scrape shows: the counters of every process writing to the multiprocess
-    folder (or of this process alone, without one), and the gauge read now."""
-    scrape = CollectorRegistry()
-    folder = multiprocess_folder()
-    if folder:
-        MultiProcessCollector(scrape, path=folder)
-    else:
-        scrape.register(REGISTRY)
-    scrape.register(OldestDueEmail(app))
-    return scrape
 
 
 def fresh_folder(path: Path) -> Path:

@@ -247,8 +247,10 @@ def time_to_inbox(
 
 
 def oldest_due_unsent(now: datetime) -> timedelta | None:
-    """How long the most overdue email has waited past its due time (None: nothing waits).
-    Two minimums, each read from a partial index: pending rows, and rows a worker holds."""
+    """How long the most overdue email not yet sent has waited past its due time (None:
+    nothing is late): the dashboard shows it and the metric of that name reports it. Rows
+    a worker holds count (a send stuck on its way out is late too), retries count from
+    their next try. Two minimums, each read from a partial index."""
     pending = (
         select(func.min(ScheduledEmail.due_at))
         .where(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now)

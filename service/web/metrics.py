@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Response
 
-from ..core import metrics
+from ..insights.scrape import registry
 from .context import settings
 
 bp = Blueprint("metrics", __name__)
@@ -35,5 +35,5 @@ def scrape() -> ResponseReturnValue:
         )
     # Prometheus asks for OpenMetrics in Accept; other scrapers get the classic text format.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encode(metrics.registry(current_app))  # collected now, in this app context
+    body = encode(registry(current_app))  # collected now, in this app context
     return Response(body, 200, {"Cache-Control": "no-store"}, content_type=content_type)

@@ -15,7 +15,12 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
+from service.core.extensions import db
+from service.core.models import EmailStatus, ScheduledEmail
+from service.insights import stats
+from service.sending.delivery import claim
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline, outbox_messages
 
@@ -174,6 +179,26 @@ def test_the_oldest_due_email_age_is_read_at_each_scrape(app: Flask, client: Fla
         assert dispatch_inline(app) == ["sent"]
         # The next step is pending but not due for two days: nothing is late.
         assert value(scrape(client), gauge) == 0
+
+
+def test_an_email_held_by_a_worker_is_late_on_the_gauge_and_the_dashboard_alike(
+    app: Flask, client: FlaskClient
+):
+    """A worker claimed the guide and is stuck sending it: it has not left, so it is late,
+    and the alert's gauge and the owner's dashboard say so with one number."""
+    gauge = "leadmagnet_oldest_due_email_age_seconds"
+    with time_machine.travel(START, tick=False) as traveller:
+        api_signup(client, "eve@example.com")
+        with app.app_context():
+            email_id = db.session.scalars(select(ScheduledEmail.id)).one()
+            assert claim(email_id, START, lease=3600)  # the worker that then hangs
+        traveller.shift(timedelta(minutes=20))
+        with app.app_context():
+            held = db.session.get_one(ScheduledEmail, email_id)
+            assert held.status == EmailStatus.SENDING
+            dashboard = stats.oldest_due_unsent(START + timedelta(minutes=20))
+        assert dashboard == timedelta(minutes=20)
+        assert value(scrape(client), gauge) == pytest.approx(dashboard.total_seconds())
 
 
 # --- several processes --------------------------------------------------------------------
