@@ -166,6 +166,7 @@ def sync_if_changed(ctx: Context) -> list[Change] | None:
         db.session.add(state)
     state.fingerprint = current
     state.steps = json.dumps(snapshot(sequence))
+    state.applied_at = ctx.now()  # this edit's day, not the first file's
     try:
         db.session.commit()
     except IntegrityError:  # another pass stored the first state at the same moment

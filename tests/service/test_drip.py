@@ -188,6 +188,21 @@ def test_editing_the_sequence_mid_flight(env, tmp_path):
     assert timedelta(days=4) <= gaps["ankle-mobility"] < timedelta(days=4, hours=4)
 
 
+def test_sequence_check_dates_the_last_edit_applied_not_the_first(env, tmp_path):
+    sequence_file = edited_sequence(tmp_path, lambda text: text)
+    app = make_app({**env, "SEQUENCE_FILE": str(sequence_file)})
+    with time_machine.travel(START, tick=False):
+        dispatch_inline(app)  # the first pass applies the file
+    sequence_file.write_text(edit_mid_flight(sequence_file.read_text()))
+    with time_machine.travel(START + timedelta(days=3), tick=False):
+        dispatch_inline(app)  # the edit is applied three days later
+    with time_machine.travel(START + timedelta(days=4), tick=False):
+        check = app.test_cli_runner().invoke(args=["sequence", "check"])
+    assert check.exit_code == 0, check.output
+    applied = f"{START + timedelta(days=3):%Y-%m-%d %H:%M}"
+    assert f"no changes since the file was applied on {applied} UTC" in check.output
+
+
 BROKEN = {
     "bad delay": (
         (
