@@ -41,7 +41,7 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     private_sqlite_file(settings.database_url)
     prepare_folders(settings)
     app.config.update(_flask_config(settings))
-    _init_extensions(app, settings)
+    _init_extensions(app)
     from .web import register
 
     register(app)
@@ -94,7 +94,7 @@ def _engine_options(url: str) -> dict:
     }
 
 
-def _init_extensions(app: Flask, settings: Settings) -> None:
+def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)

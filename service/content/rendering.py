@@ -11,7 +11,6 @@ from pathlib import Path
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 BLANK_LINES = re.compile(r"\n{3,}")
 TEXT_WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD stay within 78 characters
 
@@ -24,7 +23,7 @@ class RenderedEmail:
 
 
 @lru_cache(maxsize=4)
-def email_environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
+def email_environment(templates_dir: Path) -> Environment:
     """The worker's own environment: HTML autoescaped even though it is not Flask's."""
     return Environment(
         loader=FileSystemLoader(str(templates_dir)),
@@ -42,9 +41,7 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
 
-def render_email(
-    template: str, context: dict, templates_dir: Path = TEMPLATES_DIR
-) -> RenderedEmail:
+def render_email(template: str, context: dict, templates_dir: Path) -> RenderedEmail:
     """Render `<template>/{subject.txt,body.txt,body.html}` with the given context."""
     env = email_environment(templates_dir)
     subject = env.get_template(f"{template}/subject.txt").render(context)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
@@ -102,16 +102,9 @@ def _attempt(attempt: DeliveryAttempt) -> dict:
 def forget(ctx: Context, subscriber: Subscriber) -> None:
     """Erase the person; only a keyed hash stays, so they get no email until they consent
     again. Consent records, emails and the delivery log go with the subscriber row."""
-    address = subscriber.email
-    suppress(ctx, address, SuppressionReason.ERASED)
-    for forget_elsewhere in ERASERS:
-        forget_elsewhere(address)
+    suppress(ctx, subscriber.email, SuppressionReason.ERASED)
     db.session.delete(subscriber)
     db.session.commit()
-
-
-# Other modules that keep an address (webhook events, say) register their eraser here.
-ERASERS: list[Callable[[str], None]] = []
 
 
 def count() -> int:

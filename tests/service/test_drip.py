@@ -11,9 +11,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from service.content.rendering import TEMPLATES_DIR
 from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail, Subscriber
+from service.core.settings import SHIPPED_TEMPLATES
 from service.sending.context import for_app
 from tests.conftest import make_app
 from tests.helpers import api_signup, dispatch_inline
@@ -100,7 +100,7 @@ def test_unsubscribing_mid_sequence_cancels_the_rest(app, client, outbox):
 def edited_sequence(tmp_path: Path, edit) -> Path:
     """A copy of the shipped templates folder with its sequence file edited."""
     folder = tmp_path / "email_templates"
-    shutil.copytree(TEMPLATES_DIR, folder)
+    shutil.copytree(SHIPPED_TEMPLATES, folder)
     path = folder / "sequence.toml"
     path.write_text(edit(path.read_text()))
     return path

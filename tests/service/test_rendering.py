@@ -15,7 +15,7 @@ from jinja2 import UndefinedError
 from service.content.rendering import _inliner, email_environment, render_email
 from service.content.sequence import load_sequence
 from service.core.models import Purpose, ScheduledEmail
-from service.core.settings import DEFAULT_SEQUENCE_FILE
+from service.core.settings import DEFAULT_SEQUENCE_FILE, SHIPPED_TEMPLATES
 from service.sending.compose import compose, context, render_for
 from service.sending.context import for_app
 from service.sending.message import new_message_id
@@ -182,7 +182,7 @@ def test_the_email_environment_escapes_html_and_only_html(tmp_path: Path):
     env = email_environment(tmp_path)
     assert env.get_template("t.html").render(v="<b>&") == "<p>&lt;b&gt;&amp;</p>"
     assert env.get_template("t.txt").render(v="<b>&") == "<b>&"
-    shipped = email_environment()
+    shipped = email_environment(SHIPPED_TEMPLATES)
     assert shipped.autoescape("guide/body.html") is True  # type: ignore[operator]
     assert shipped.autoescape("guide/body.txt") is False  # type: ignore[operator]
 
@@ -192,11 +192,11 @@ def test_a_missing_variable_fails_the_render(render_app):
         variables = context(for_app(render_app), sample_subscriber(), "guide", "")
     del variables["guide_url"]
     with pytest.raises(UndefinedError, match="guide_url"):
-        render_email("guide", variables)
+        render_email("guide", variables, SHIPPED_TEMPLATES)
 
 
 def test_environment_templates_and_inliner_are_built_once_per_process():
-    env = email_environment()
-    assert email_environment() is env
+    env = email_environment(SHIPPED_TEMPLATES)
+    assert email_environment(SHIPPED_TEMPLATES) is env
     assert env.get_template("guide/body.html") is env.get_template("guide/body.html")
     assert _inliner() is _inliner()
