@@ -15,6 +15,7 @@ from . import (
     metrics,
     openapi,
     outbox,
+    retry_after,
     security,
     signup,
     webhooks,
@@ -29,6 +30,7 @@ def register(app: Flask) -> None:
     cors.register(app)
     errors.register(app)
     security.register(app)
+    retry_after.register(app)
 
     @app.context_processor
     def brand() -> dict:
