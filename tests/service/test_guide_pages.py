@@ -109,9 +109,7 @@ def test_with_guide_url_only_the_sequence_file_can_give_a_count(tmp_path, fallba
 
 
 @pytest.mark.parametrize(("step_id", "purpose"), CASES, ids=IDS)
-def test_the_footer_says_the_link_opens_a_page_with_the_one_click(
-    render_app, step_id, purpose
-):
+def test_the_footer_says_the_link_opens_a_page_with_the_one_click(render_app, step_id, purpose):
     _rendered, _data, msg = send_sample(render_app, step_id, purpose)
     text, html = parts(msg)
     for body in (text, html):
