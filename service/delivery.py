@@ -117,7 +117,7 @@ def deliver(email_id: int) -> str:
         return _finish(email, EmailStatus.CANCELLED, "cancelled")
     db.session.commit()  # no transaction held open across the network call
     try:
-        result = runtime.transport(app).send(msg, sender, recipient)
+        result = runtime.transport(app).send(msg, sender, recipient, step=email.step_id)
     except DeliveryError as exc:
         return _failed(email, subscriber, exc)
     return _sent(email, subscriber, result)

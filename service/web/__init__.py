@@ -9,6 +9,7 @@ from . import (
     cors,
     embed,
     errors,
+    favicon,
     health,
     links,
     login,
@@ -27,6 +28,7 @@ def register(app: Flask) -> None:
         app.register_blueprint(module.bp)
     for module in (login, admin, embed):  # the owner's view and the embeddable form
         app.register_blueprint(module.bp)
+    app.register_blueprint(favicon.bp)
     cors.register(app)
     errors.register(app)
     security.register(app)
