@@ -131,7 +131,8 @@ def the_cli_finds_the_instance(copy: Path, env: dict[str, str], tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     person = json.loads(done.stdout)
     assert person["status"] == "active"
-    assert [(e["step"], e["status"]) for e in person["emails"]][0] == ("guide", "sent")
+    first = person["emails"][0]
+    assert (first["step"], first["status"]) == ("guide", "sent")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
