@@ -22,9 +22,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_BODY = 16 * 1024
 
 
-def create_app(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> Flask:
-    """Build the app from the environment (or the given mapping); settings are read once."""
-    settings = settings or Settings.from_env(env)
+def create_app(
+    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    create_instance: bool = True,
+) -> Flask:
+    """Build the app from the environment (or the given mapping); settings are read once.
+
+    `create_instance=False` (CLI commands other than serve and db) uses the instance folder
+    as it is, and raises settings.NoInstance where the embedded default finds none."""
+    settings = settings or Settings.from_env(env, create_instance)
     try:
         load_sequence(settings.sequence_file, settings.templates_dir)
     except SequenceError as exc:
@@ -32,9 +39,10 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.json = JSONProvider(app)
-    private_folder(settings.instance_path)
-    private_sqlite_file(settings.database_url)
-    prepare_folders(settings)
+    if create_instance or settings.instance_path.is_dir():
+        private_folder(settings.instance_path)
+        private_sqlite_file(settings.database_url)
+        prepare_folders(settings)
     app.extensions["leadmagnet.settings"] = settings
     app.config.update(_flask_config(settings))
     _init_extensions(app, settings)

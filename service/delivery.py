@@ -121,7 +121,7 @@ def deliver(email_id: int) -> str:
     about = _about(email)
     db.session.commit()  # no transaction held open across the network call
     try:
-        result = runtime.transport(app).send(msg, sender, recipient)
+        result = runtime.transport(app).send(msg, sender, recipient, step=email.step_id)
     except DeliveryError as exc:
         return _failed(email, subscriber, exc)
     return _sent(about, result)

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from flask import Flask
 
 from . import runtime, tokens
+from .guide_pages import guide_for_templates
 from .message import build_message
 from .models import Purpose, ScheduledEmail, Subscriber
 from .rendering import RenderedEmail, render_email
@@ -53,7 +54,7 @@ def context(
         "public_url": settings.public_url,
         "postal_address": sequence.postal_address,
         "sender_name": runtime.mail_from(app).partition("<")[0].strip().strip('"'),
-        "guide": sequence.guide,
+        "guide": guide_for_templates(settings, sequence.guide),
         "brand": sequence.brand,
         "preheader": preheader,
     }

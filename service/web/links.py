@@ -20,6 +20,7 @@ from ..broker import nudge
 from ..clock import utcnow
 from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
+from ..guide_pages import guide_path
 from ..logs import mask
 from ..models import Subscriber, SubscriberStatus
 from ..signup import sign_up
@@ -30,7 +31,6 @@ from .requestmeta import request_meta
 bp = Blueprint("links", __name__)
 # Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
 bp.add_app_template_filter(mask, "masked")
-SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
 
 
 def _holder(claim: tokens.Claim | None) -> int:
@@ -95,7 +95,7 @@ def guide(token: str) -> ResponseReturnValue:
         return redirect(settings.guide_url, code=302)
     name = runtime.sequence().guide.get("filename", "guide.pdf")
     return send_file(
-        settings.guide_file or SAMPLE_GUIDE,
+        guide_path(settings),
         mimetype="application/pdf",
         download_name=name,
         as_attachment=False,

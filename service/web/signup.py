@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import runtime
 from ..broker import nudge
+from ..guide_pages import guide_for_templates
 from ..signup import sign_up
 from ..validation import validate_signup
 from .ratelimits import limited
@@ -21,7 +22,7 @@ def _page(values: dict | None = None, errors: dict | None = None, status: int = 
         "signup.html",
         values=values or {},
         errors=errors or {},
-        guide=sequence.guide,
+        guide=guide_for_templates(runtime.settings(), sequence.guide),
         consent=sequence.consent,
     )
     return body, status
@@ -52,6 +53,6 @@ def thanks() -> ResponseReturnValue:
     sequence = runtime.sequence()
     return render_template(
         "thanks.html",
-        guide=sequence.guide,
+        guide=guide_for_templates(runtime.settings(), sequence.guide),
         double_opt_in=runtime.settings().double_opt_in,
     )
