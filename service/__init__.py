@@ -26,9 +26,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_BODY = 16 * 1024
 
 
-def create_app(env: Mapping[str, str] | None = None, settings: Settings | None = None) -> Flask:
-    """Build the app from the environment (or the given mapping); settings are read once."""
-    settings = settings or Settings.from_env(env)
+def create_app(
+    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    create_instance: bool = True,
+) -> Flask:
+    """Build the app from the environment (or the given mapping); settings are read once.
+
+    `create_instance=False` (CLI commands other than serve and db) uses the instance folder
+    as it is, and raises settings.NoInstance where the embedded default finds none."""
+    settings = settings or Settings.from_env(env, create_instance)
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     install_settings(app, settings)
@@ -37,9 +44,10 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     except SequenceError as exc:
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     app.json = JSONProvider(app)
-    private_folder(settings.instance_path)
-    private_sqlite_file(settings.database_url)
-    prepare_folders(settings)
+    if create_instance or settings.instance_path.is_dir():
+        private_folder(settings.instance_path)
+        private_sqlite_file(settings.database_url)
+        prepare_folders(settings)
     app.config.update(_flask_config(settings))
     _init_extensions(app)
     from .web import register

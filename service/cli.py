@@ -9,28 +9,40 @@ from typing import IO
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
-from sqlalchemy.exc import OperationalError
 
 from . import create_app
+from .command_group import ServiceGroup
+from .core.settings import settings_of
 from .sending.context import Context, for_app
 
 
-class ServiceGroup(FlaskGroup):
-    """Turns an unreachable database into one line instead of a traceback."""
+def own_commands() -> tuple[click.Command, ...]:
+    return (
+        serve,
+        dispatch_command,
+        sequence_group,
+        preview_command,
+        subscribers_group,
+        admin_group,
+        check_group,
+    )
 
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except OperationalError as exc:
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            raise click.ClickException(
-                f"cannot reach the database named by DATABASE_URL: {reason}"
-            ) from None
+
+def app_commands() -> tuple[click.Command, ...]:
+    """What app.cli holds once the app is made: help lists them even without an app."""
+    from flask_migrate.cli import db
+
+    return (*own_commands(), db)
 
 
-@click.group(cls=ServiceGroup, create_app=create_app, add_default_commands=True)
+@click.group(
+    cls=ServiceGroup,
+    create_app=create_app,
+    add_default_commands=True,
+    app_commands=app_commands,
+)
 def cli() -> None:
     """Lead-magnet delivery: signup form, guide email, drip sequence."""
 
@@ -41,12 +53,8 @@ def _context() -> Context:
 
 
 def register_commands(app: Flask) -> None:
-    app.cli.add_command(serve)
-    app.cli.add_command(dispatch_command)
-    app.cli.add_command(sequence_group)
-    app.cli.add_command(preview_command)
-    app.cli.add_command(subscribers_group)
-    app.cli.add_command(admin_group)
+    for command in own_commands():  # Flask-Migrate adds its `db` itself
+        app.cli.add_command(command)
 
 
 @click.command("serve")
@@ -56,9 +64,18 @@ def register_commands(app: Flask) -> None:
 def serve(host: str, port: int) -> None:
     """Run web app, worker and scheduler in the foreground (Ctrl-C stops all of them)."""
     from .serve import supervise
+    from .serve_guard import ServeRefused, check_port, claim_instance, prepare_outbox
 
-    upgrade(directory=current_app.extensions["migrate"].directory)
-    raise SystemExit(supervise(current_app, host, port))
+    settings = settings_of(current_app)
+    try:
+        check_port(host, port)
+        lock = claim_instance(settings.instance_path)
+        prepare_outbox(settings.email_url)
+    except ServeRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    with lock:
+        upgrade(directory=current_app.extensions["migrate"].directory)
+        raise SystemExit(supervise(current_app, host, port))
 
 
 @click.command("dispatch")
@@ -226,3 +243,23 @@ def admin_list() -> None:
         click.echo(f"{owner.email}\tcreated {made}\tlast login {last}")
     if not found:
         click.echo("no owners yet: leadmagnet admin create EMAIL", err=True)
+
+
+@click.group("check")
+def check_group() -> None:
+    """Check what lies outside the service: the DNS records mail depends on."""
+
+
+@check_group.command("dns")
+@click.option("--domain", help="The sending domain (default: the domain of MAIL_FROM).")
+@click.option(
+    "--nameserver",
+    metavar="ADDRESS[:PORT]",
+    help="Ask this DNS server instead of the system's resolver.",
+)
+@with_appcontext
+def check_dns(domain: str | None, nameserver: str | None) -> None:
+    """Look up MX, SPF, DKIM and DMARC of the sending domain; exit 1 when one is wrong."""
+    from .sending.dns_check import run
+
+    raise SystemExit(run(_context(), domain, nameserver, click.echo))

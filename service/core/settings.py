@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
@@ -35,6 +35,7 @@ HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Peers whose X-Forwarded-* headers count (with TRUSTED_PROXIES): where proxies live.
 PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+DATABASE_FILE = "leadmagnet.sqlite3"  # the embedded default's database, in the instance folder
 
 
 # Where the app factory keeps the settings it read: settings_of(app) reads them back.
@@ -48,6 +49,18 @@ class SettingsError(SystemExit):
         self.name = name
         self.problem = problem
         super().__init__(f"leadmagnet: setting {name} {problem}")
+
+
+class NoInstance(SystemExit):
+    """A command that only uses an instance found none: it must not make a new one (with a
+    new secret key and an empty database) in whatever folder it was run from."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"leadmagnet: no instance in {path}; run from the folder where you ran serve, "
+            "or set INSTANCE_PATH"
+        )
 
 
 @dataclass(frozen=True)
@@ -126,16 +139,22 @@ class Settings:
         return self.instance_path / "broker"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate every setting; raise SettingsError naming the first bad one."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, create_instance: bool = True
+    ) -> Settings:
+        """Read and validate every setting; raise SettingsError naming the first bad one.
+
+        Without `create_instance`, an embedded default whose instance folder holds no key or
+        no database raises NoInstance instead of making them."""
         env = os.environ if env is None else env
         instance = Path(env.get("INSTANCE_PATH") or "instance").resolve()
         database_raw = _get(env, "DATABASE_URL")
         redis_raw = _get(env, "REDIS_URL")
         embedded = database_raw is None and redis_raw is None
-        return cls(
+        # Every other setting is judged before the key: a mysql:// URL is the mistake to
+        # name, not the SECRET_KEY it made required.
+        values: dict[str, Any] = dict(
             instance_path=instance,
-            secret_keys=_secret_keys(env, instance, embedded),
             database_url=_database_url(database_raw, instance),
             redis_url=_redis_url(redis_raw),
             email_url=_email_url(_get(env, "EMAIL_URL"), instance),
@@ -173,6 +192,10 @@ class Settings:
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
         )
+        secret_keys = _secret_keys(env, instance, embedded, create_instance)
+        if database_raw is None and not create_instance:
+            _existing_instance_file(instance / DATABASE_FILE)
+        return cls(secret_keys=secret_keys, **values)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -189,7 +212,9 @@ PUBLISHED_KEYS = {
 }
 
 
-def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tuple[str, ...]:
+def _secret_keys(
+    env: Mapping[str, str], instance: Path, embedded: bool, create: bool
+) -> tuple[str, ...]:
     raw = _get(env, "SECRET_KEY")
     if raw is None:
         if not embedded:
@@ -197,7 +222,7 @@ def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tupl
                 "SECRET_KEY",
                 f"is required when DATABASE_URL or REDIS_URL is set; make one: {MAKE_A_KEY}",
             )
-        return (_instance_secret(instance),)
+        return (_instance_secret(instance, create),)
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
     for position, key in enumerate(keys, start=1):
         # Old keys too: links signed with any of them are accepted, so a weak one forges.
@@ -222,9 +247,11 @@ def _weak_key(key: str) -> str | None:
     return None
 
 
-def _instance_secret(instance: Path) -> str:
+def _instance_secret(instance: Path, create: bool) -> str:
     """The embedded default's key: generated once, kept beside the database."""
     path = instance / "secret_key"
+    if not create:
+        _existing_instance_file(path)
     if path.exists():
         key = path.read_text().strip()
         problem = _weak_key(key) if key else "is empty"
@@ -244,9 +271,14 @@ def _instance_secret(instance: Path) -> str:
     return key
 
 
+def _existing_instance_file(path: Path) -> None:
+    if not path.exists():
+        raise NoInstance(path.parent)
+
+
 def _database_url(raw: str | None, instance: Path) -> str:
     if raw is None:
-        return f"sqlite:///{instance / 'leadmagnet.sqlite3'}"
+        return f"sqlite:///{instance / DATABASE_FILE}"
     try:
         url = make_url(raw)
     except ArgumentError:
@@ -257,6 +289,12 @@ def _database_url(raw: str | None, instance: Path) -> str:
     if backend in ("postgresql", "postgres"):
         if not url.host and not url.query.get("host"):
             raise SettingsError("DATABASE_URL", "names no PostgreSQL host")
+        if not url.database and not url.query.get("dbname"):
+            # libpq would pick the user's name, or the server's own `postgres` database.
+            raise SettingsError(
+                "DATABASE_URL",
+                "names no database: end it with one, as in postgresql://user@host:5432/leadmagnet",
+            )
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     raise SettingsError("DATABASE_URL", f"must be sqlite:/// or postgresql://, not {backend}://")

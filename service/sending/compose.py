@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from ..content.guide_pages import guide_for_templates
 from ..content.rendering import RenderedEmail, render_email
 from ..content.sequence import Sequence
 from ..core import tokens
@@ -49,7 +50,7 @@ def context(ctx: Context, subscriber: Subscriber, template: str, preheader: str 
         "public_url": ctx.settings.public_url,
         "postal_address": ctx.content.postal_address,
         "sender_name": ctx.sender.partition("<")[0].strip().strip('"'),
-        "guide": ctx.content.guide,
+        "guide": guide_for_templates(ctx.settings, ctx.content.guide),
         "brand": ctx.content.brand,
         "preheader": preheader,
     }

@@ -27,7 +27,11 @@ class Transport(Protocol):
     """Where mail goes: SmtpTransport or FileTransport (or a test's own). send() raises
     transport.DeliveryError for a send that did not happen."""
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult: ...
+    def send(
+        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+    ) -> SendResult:
+        """Send (or write) the message; `step` names it where the transport shows names."""
+        ...
 
     def close(self) -> None: ...
 

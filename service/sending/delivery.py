@@ -127,7 +127,7 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     about = _about(email)
     db.session.commit()  # no transaction held open across the network call
     try:
-        result = ctx.transport.send(msg, sender, recipient)
+        result = ctx.transport.send(msg, sender, recipient, step=email.step_id)
     except DeliveryError as exc:
         return _failed(ctx, email, subscriber, exc)
     return _sent(ctx, about, result)

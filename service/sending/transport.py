@@ -11,10 +11,12 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from ..core.clock import utcnow
 from ..core.dkim_key import DkimKey
 from ..core.file_modes import PRIVATE_FILE, PRIVATE_FOLDER
 from ..core.settings import EmailUrl
@@ -23,6 +25,7 @@ from . import dkim
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30
 MAILBOX_STATUS = re.compile(rb"^\s*5\.[12]\.\d+")  # RFC 3463: bad mailbox or mailbox status
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,12 @@ class FileTransport:
         self.folder = folder
         self.dkim_key = dkim_key
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult:
+    def send(
+        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+    ) -> SendResult:
         # Every subscriber's address and unsubscribe link: for the service's user alone.
         self.folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
-        name = msg["Message-ID"].strip("<>").replace("/", "_").replace("@", "_at_")
+        name = outbox_name(msg["Message-ID"], step, utcnow())
         target = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
@@ -80,7 +85,9 @@ class SmtpTransport:
         self._conn: smtplib.SMTP | None = None
         self._lock = threading.Lock()
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult:
+    def send(
+        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+    ) -> SendResult:
         utf8 = not (sender.isascii() and recipient.isascii())
         data = serialize(msg, sender, recipient, self.dkim_key)
         with self._lock:
@@ -126,6 +133,13 @@ class SmtpTransport:
                 with contextlib.suppress(smtplib.SMTPException, OSError):
                     self._conn.quit()
             self._drop()
+
+
+def outbox_name(message_id: str, step: str | None, when: datetime) -> str:
+    """`<UTC time>-<step>-<Message-ID>`: sorts by time in a file listing and says which email
+    it is; only letters, digits, `.`, `_` and `-` (no `/`, no `@`)."""
+    parts = (f"{when:%Y%m%dT%H%M%S}.{when.microsecond // 1000:03d}Z", step or "email", message_id)
+    return "-".join(UNSAFE_IN_NAME.sub("_", part.strip("<>")) for part in parts)
 
 
 def make_transport(url: EmailUrl, dkim_key: DkimKey | None = None) -> FileTransport | SmtpTransport:

@@ -8,12 +8,14 @@ from . import (
     cors,
     embed,
     errors,
+    favicon,
     health,
     links,
     login,
     metrics,
     openapi,
     outbox,
+    retry_after,
     security,
     signup,
     webhooks,
@@ -26,9 +28,11 @@ def register(app: Flask) -> None:
         app.register_blueprint(module.bp)
     for module in (login, admin, embed):  # the owner's view and the embeddable form
         app.register_blueprint(module.bp)
+    app.register_blueprint(favicon.bp)
     cors.register(app)
     errors.register(app)
     security.register(app)
+    retry_after.register(app)
 
     @app.context_processor
     def brand() -> dict:

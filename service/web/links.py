@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import (
     Blueprint,
     abort,
@@ -19,6 +17,7 @@ from sqlalchemy import select
 from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..capture.signup import sign_up
 from ..capture.validation import FORM_TRUE, SignupInput
+from ..content.guide_pages import guide_path
 from ..core import tokens
 from ..core.extensions import csrf, db
 from ..core.logs import mask
@@ -31,7 +30,6 @@ from .requestmeta import request_meta
 bp = Blueprint("links", __name__)
 # Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
 bp.add_app_template_filter(mask, "masked")
-SAMPLE_GUIDE = Path(__file__).resolve().parents[1] / "assets" / "guide.pdf"
 
 
 def _holder(claim: tokens.Claim | None) -> int:
@@ -89,8 +87,10 @@ def guide(token: str) -> ResponseReturnValue:
     if ctx.settings.guide_url:
         return redirect(ctx.settings.guide_url, code=302)
     name = ctx.content.guide.get("filename", "guide.pdf")
+    path = guide_path(ctx.settings)
+    assert path is not None  # None only with GUIDE_URL, which redirected above
     return send_file(
-        ctx.settings.guide_file or SAMPLE_GUIDE,
+        path,
         mimetype="application/pdf",
         download_name=name,
         as_attachment=False,

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
+from ..content.guide_pages import guide_for_templates
 from .context import current
 from .ratelimits import limited
 from .requestmeta import request_meta
@@ -17,13 +18,13 @@ bp = Blueprint("signup", __name__)
 def _page(
     values: dict | None = None, errors: dict | None = None, status: int = 200
 ) -> ResponseReturnValue:
-    sequence = current().content
+    ctx = current()
     body = render_template(
         "signup.html",
         values=values or {},
         errors=errors or {},
-        guide=sequence.guide,
-        consent=sequence.consent,
+        guide=guide_for_templates(ctx.settings, ctx.content.guide),
+        consent=ctx.content.consent,
     )
     return body, status
 
@@ -53,5 +54,7 @@ def subscribe() -> ResponseReturnValue:
 def thanks() -> ResponseReturnValue:
     ctx = current()
     return render_template(
-        "thanks.html", guide=ctx.content.guide, double_opt_in=ctx.settings.double_opt_in
+        "thanks.html",
+        guide=guide_for_templates(ctx.settings, ctx.content.guide),
+        double_opt_in=ctx.settings.double_opt_in,
     )

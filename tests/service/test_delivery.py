@@ -203,7 +203,7 @@ class EditingTransport:
     def __init__(self, inner, sequence_file: Path) -> None:
         self.inner, self.sequence_file = inner, sequence_file
 
-    def send(self, msg, sender, recipient):
+    def send(self, msg, sender, recipient, step=None):
         text = self.sequence_file.read_text()
         edited = text.replace(
             'id = "knees-over-toes"\ndelay = "2d"', 'id = "knees-over-toes"\ndelay = "5d"'
@@ -212,7 +212,7 @@ class EditingTransport:
         self.sequence_file.write_text(edited)
         later = self.sequence_file.stat().st_mtime_ns + 1_000_000_000
         os.utime(self.sequence_file, ns=(later, later))  # a new version however coarse the clock
-        return self.inner.send(msg, sender, recipient)
+        return self.inner.send(msg, sender, recipient, step)
 
     def close(self) -> None:
         self.inner.close()
