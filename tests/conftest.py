@@ -29,6 +29,7 @@ REQUIRE_SERVICES = os.environ.get("LEADMAGNET_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "test-key-4mV9qL2xR7tZ3wN8kP5hS1jD6fB"
+PUBLIC_URL = "https://news.example.org"
 
 
 def unavailable(what: str, why: str) -> None:
@@ -143,7 +144,7 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
-        "PUBLIC_URL": "https://news.example.org",
+        "PUBLIC_URL": PUBLIC_URL,
         "RATELIMIT_ENABLED": "false",
     }
 
@@ -176,6 +177,22 @@ def app(env: dict[str, str]) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask):
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def render_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """For the email tests: rendering reads settings and the sequence file only, so no
+    schema, and one app per module."""
+    folder = tmp_path_factory.mktemp("render")
+    return create_app(
+        {
+            "INSTANCE_PATH": str(folder / "instance"),
+            "DATABASE_URL": f"sqlite:///{folder / 'unused.sqlite3'}",
+            "SECRET_KEY": SECRET,
+            "EMAIL_URL": f"file://{folder / 'outbox'}",
+            "PUBLIC_URL": PUBLIC_URL,
+        }
+    )
 
 
 @pytest.fixture

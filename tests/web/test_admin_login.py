@@ -183,15 +183,6 @@ def test_the_login_page_cannot_be_framed(app, client):
     assert page.headers["X-Frame-Options"] == "DENY"
 
 
-@pytest.fixture
-def limited_app(env):
-    app = make_app({**env, "RATELIMIT_ENABLED": "true"})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
 def attempt_from(app, ip: str, email: str, password: str):
     client = app.test_client()
     where = {"REMOTE_ADDR": ip}

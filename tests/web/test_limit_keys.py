@@ -10,7 +10,6 @@ import redis
 import time_machine
 
 from service.people import owners
-from tests.conftest import make_app
 from tests.helpers import CSRF, OWNER, api_signup
 
 START = datetime(2027, 4, 5, 10, 0, tzinfo=UTC)
@@ -23,8 +22,8 @@ def refused_login(client):
     return client.post("/login", data=data)
 
 
-def test_limited_addresses_appear_nowhere(env, redis_db, caplog: pytest.LogCaptureFixture):
-    app = make_app({**env, "RATELIMIT_ENABLED": "true", "REDIS_URL": redis_db})
+def test_limited_addresses_appear_nowhere(limited, redis_db, caplog: pytest.LogCaptureFixture):
+    app = limited(REDIS_URL=redis_db)
     with app.app_context():
         owners.create(*OWNER)
     client = app.test_client()

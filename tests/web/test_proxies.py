@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,22 +19,14 @@ START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 PROXY = "10.0.0.5"  # the load balancer: every request arrives from it
 
 
-def limited_app(env: dict[str, str], proxies: str) -> Iterator[Flask]:
-    app = make_app({**env, "RATELIMIT_ENABLED": "true", "TRUSTED_PROXIES": proxies})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+@pytest.fixture
+def behind_one_proxy(limited: Callable[..., Flask]) -> Flask:
+    return limited(TRUSTED_PROXIES="1")
 
 
 @pytest.fixture
-def behind_one_proxy(env: dict[str, str]) -> Iterator[Flask]:
-    yield from limited_app(env, "1")
-
-
-@pytest.fixture
-def no_proxy(env: dict[str, str]) -> Iterator[Flask]:
-    yield from limited_app(env, "0")
+def no_proxy(limited: Callable[..., Flask]) -> Flask:
+    return limited(TRUSTED_PROXIES="0")
 
 
 def signup(app: Flask, email: str, client_ip: str):

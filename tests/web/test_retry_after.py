@@ -3,21 +3,9 @@
 
 from __future__ import annotations
 
-import pytest
 from flask import Flask
 
-from service.core.extensions import db
-from tests.conftest import make_app
 from tests.helpers import api_signup, submit_form
-
-
-@pytest.fixture
-def limited_app(env: dict[str, str]):
-    app = make_app({**env, "RATELIMIT_ENABLED": "true"})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_only_the_refusal_says_when_to_retry(limited_app: Flask):

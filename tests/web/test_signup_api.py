@@ -384,15 +384,6 @@ def test_a_new_name_takes_effect_when_the_confirmation_link_is_followed(
 # --- rate limits ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def limited_app(env: dict[str, str]):
-    app = make_app({**env, "RATELIMIT_ENABLED": "true"})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
 def test_one_address_is_limited_to_5_accepted_signups_an_hour(limited_app: Flask):
     client = limited_app.test_client()
     with time_machine.travel(START, tick=False) as traveller:

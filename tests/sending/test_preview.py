@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 
 from service.content.sequence import load_sequence
 from service.core.settings import DEFAULT_SEQUENCE_FILE
-from tests.service.conftest import PUBLIC_URL
+from tests.conftest import PUBLIC_URL
 
 SEQUENCE = load_sequence(DEFAULT_SEQUENCE_FILE, DEFAULT_SEQUENCE_FILE.parent)
 NAMES = [step.id for step in SEQUENCE.steps] + ["confirm"]

@@ -21,8 +21,8 @@ from service.sending.context import for_app
 from service.sending.message import new_message_id
 from service.sending.sequence_check import sample_subscriber
 from service.sending.transport import serialize
+from tests.conftest import PUBLIC_URL
 from tests.helpers import parts
-from tests.service.conftest import PUBLIC_URL
 
 SEQUENCE = load_sequence(DEFAULT_SEQUENCE_FILE, DEFAULT_SEQUENCE_FILE.parent)
 # (step id, purpose): every step of the shipped file, and the double opt-in confirmation.

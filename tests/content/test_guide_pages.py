@@ -17,8 +17,8 @@ from service.content.guide_pages import SAMPLE_GUIDE
 from service.core.models import Purpose
 from service.core.settings import DEFAULT_SEQUENCE_FILE
 from tests.conftest import SECRET
+from tests.content.test_rendering import CASES, IDS, send_sample
 from tests.helpers import parts
-from tests.service.test_rendering import CASES, IDS, send_sample
 
 
 def app_with(tmp_path: Path, **settings: str) -> Flask:
