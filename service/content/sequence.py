@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd]?)\s*$")  # ASCII digits: \d takes any script's
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
