@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bench.common import create_scratch_database, drop_scratch_database, header, verdict
 from service.core.clock import utcnow
 from service.core.extensions import db
+from service.sending.context import for_app
 from service.sending.dispatch import claim_due
 
 BASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -44,9 +45,10 @@ def measure(app, rows: int, batch: int, repeats: int = 5) -> tuple[float, str]:
                 if statement.strip():
                     conn.execute(text(statement), {"rows": rows})
         times = []
+        ctx = for_app(app)
         for _ in range(repeats):
             began = time.perf_counter()
-            ids = claim_due(utcnow(), limit=batch)
+            ids = claim_due(ctx, utcnow(), limit=batch)
             times.append((time.perf_counter() - began) * 1000)
             db.session.execute(
                 text("UPDATE scheduled_email SET queued_at = NULL WHERE id = ANY(:ids)"),
