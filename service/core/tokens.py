@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
@@ -48,13 +48,13 @@ def _keys(secret_keys: tuple[str, ...]) -> list[str]:
     return list(reversed(secret_keys))
 
 
-def _is_id(value: object) -> bool:
+def _is_id(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _claim(value: object) -> Claim | None:
     if _is_id(value):
-        return Claim(value, None)  # type: ignore[arg-type]
+        return Claim(value, None)
     if (
         isinstance(value, list)
         and len(value) == 2

@@ -143,8 +143,8 @@ def outbox_name(message_id: str, step: str | None, when: datetime) -> str:
 
 
 def make_transport(url: EmailUrl, dkim_key: DkimKey | None = None) -> FileTransport | SmtpTransport:
-    if url.is_file:
-        return FileTransport(url.path, dkim_key)  # type: ignore[arg-type]
+    if url.path is not None:  # file://
+        return FileTransport(url.path, dkim_key)
     return SmtpTransport(url, dkim_key=dkim_key)
 
 

@@ -92,8 +92,10 @@ def parse_time(value: object) -> datetime | None:
 
 def fresh(timestamp: object, now: datetime) -> bool:
     """Is this signed Unix timestamp (text or number) within MAX_AGE of now?"""
+    if not isinstance(timestamp, str | int | float):
+        return False
     try:
-        seconds = float(timestamp)  # type: ignore[arg-type]  # anything: refused below
-    except (TypeError, ValueError):
+        seconds = float(timestamp)
+    except ValueError:
         return False
     return abs(now.timestamp() - seconds) <= MAX_AGE.total_seconds()
