@@ -140,12 +140,12 @@ def subscribers_group() -> None:
 @with_appcontext
 def subscribers_show(email: str) -> None:
     """Print all we hold on one person as JSON (consents with their text hashes, emails)."""
-    from .people import records as people
+    from .people import records
 
-    subscriber = people.find(email)
+    subscriber = records.find(email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
-    click.echo(json.dumps(people.describe(_context(), subscriber), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(records.describe(_context(), subscriber), indent=2, ensure_ascii=False))
 
 
 @subscribers_group.command("forget")
@@ -153,12 +153,12 @@ def subscribers_show(email: str) -> None:
 @with_appcontext
 def subscribers_forget(email: str) -> None:
     """Erase one person (GDPR); a keyed hash keeps them from being emailed again."""
-    from .people import records as people
+    from .people import records
 
-    subscriber = people.find(email)
+    subscriber = records.find(email)
     if subscriber is None:
         raise click.ClickException(f"no subscriber {email}")
-    people.forget(_context(), subscriber)
+    records.forget(_context(), subscriber)
     click.echo(f"forgot {email}: erased, and suppressed until they sign up again")
 
 
@@ -173,15 +173,15 @@ def subscribers_forget(email: str) -> None:
 @with_appcontext
 def subscribers_export(output: IO[str]) -> None:
     """Write every subscriber as CSV: status and consent times."""
-    from .people import records as people
+    from .people import records
 
-    total = people.count()
-    rows = people.export_rows()
+    total = records.count()
+    rows = records.export_rows()
     if output.name == "<stdout>":
-        written = people.write_csv(output, rows)
+        written = records.write_csv(output, rows)
     else:
         with click.progressbar(rows, length=total, label="exporting", file=sys.stderr) as bar:
-            written = people.write_csv(output, bar)
+            written = records.write_csv(output, bar)
     click.echo(f"exported {written} subscribers", err=True)
 
 

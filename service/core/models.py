@@ -123,7 +123,7 @@ class Subscriber(Model):
     email: Mapped[str] = mapped_column(String(320))  # normalized by email-validator
     # One person, one row: "Ann@X.org" and "ann@x.org" are the same subscriber.
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
-    # The inbox behind the address (service/addresses.py): limits count per mailbox, so
+    # The inbox behind the address (core/addresses.py): limits count per mailbox, so
     # "ann+1@" to "ann+9@" cannot each draw a confirmation email.
     mailbox_key: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(100))

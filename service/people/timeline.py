@@ -1,4 +1,4 @@
-"""One person's history as a single chronological list, built from people.describe."""
+"""One person's history as a single chronological list, built from records.describe."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from ..core.extensions import csrf, db
 from ..core.models import Subscriber, SubscriberStatus
 from ..insights import stats
 from ..insights.chart import bar_chart
-from ..people import records as people
+from ..people import records
 from ..people.timeline import timeline
 from ..sending.preview import names, render_preview
 from ..sending.sequence_check import check
@@ -140,7 +140,7 @@ def subscriber(subscriber_id: int) -> ResponseReturnValue:
     found = db.session.get(Subscriber, subscriber_id)
     if found is None:
         abort(404)
-    described = people.describe(current(), found)
+    described = records.describe(current(), found)
     return render_template(
         "admin/subscriber.html",
         subscriber=found,

@@ -27,7 +27,7 @@ def duration(value: timedelta, zero: str = "0 s") -> str:
 
 
 def when(value: datetime | str | None, seconds: bool = False) -> str:
-    """A UTC time as `2026-03-02 15:04 UTC` (an ISO string from people.describe too)."""
+    """A UTC time as `2026-03-02 15:04 UTC` (an ISO string from records.describe too)."""
     if value is None:
         return "\u2013"  # an en dash: nothing recorded
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
