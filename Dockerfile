@@ -3,7 +3,11 @@
 #   web:     gunicorn "service:create_app()"   (the default CMD below)
 #   worker:  celery -A worker worker
 #   beat:    celery -A worker beat             (exactly one)
-FROM python:3.11-slim
+# An exact Python release, not a moving tag: 3.13.12 carries the fixes for the email header
+# injections in security/known-bad.toml (CVE-2024-6923, gh-121284, CVE-2026-1299); the build
+# below probes it anyway. Change it with the lock in mind (README: Dependencies and security
+# updates); requirements.lock resolves for every Python from 3.11.
+FROM python:3.13.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,12 +20,16 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app \
        --shell /usr/sbin/nologin app
 
-# Dependencies in a layer of their own: rebuilt only when pyproject.toml changes.
+# The base image's Python must pass the probes for known-bad interpreters.
 WORKDIR /src
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps))" \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+COPY scripts/python_check.py scripts/
+COPY security/known-bad.toml security/
+RUN python scripts/python_check.py
+
+# Dependencies in a layer of their own, exactly as locked (hash-checked): rebuilt only when
+# requirements.lock changes.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 # The service itself (.dockerignore lets only the package sources through).
 COPY . .

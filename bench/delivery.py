@@ -124,7 +124,7 @@ def bare_loop(app, count: int, sink: Path, writer: bool) -> float:
                         to_address=recipient,
                         to_name=subscriber.first_name,
                         message_id=email.message_id,
-                        unsubscribe_url=links(app, subscriber.id)["unsubscribe_url"],
+                        unsubscribe_url=links(app, subscriber)["unsubscribe_url"],
                         date=datetime.now(UTC),
                         sender=envelope,
                         recipient=recipient,
@@ -222,7 +222,7 @@ def main() -> None:
                 **os.environ,
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
-                "SECRET_KEY": "bench-secret-key-0123456789",
+                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
                 "EMAIL_URL": f"smtp://127.0.0.1:{port}",
                 "INSTANCE_PATH": tempfile.mkdtemp(),
             }

@@ -37,8 +37,10 @@ WARM_ROUNDS = int(os.environ.get("BENCH_WARM_ROUNDS", "7"))
 COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "3"))
 GOAL = 2
 FILL = """
-INSERT INTO subscriber (email, email_key, status, created_at, updated_at, guide_downloads)
-SELECT 's' || n || '@example.com', 's' || n || '@example.com', 'active', now(), now(), 0
+INSERT INTO subscriber (email, email_key, status, created_at, updated_at, guide_downloads,
+                        token_key)
+SELECT 's' || n || '@example.com', 's' || n || '@example.com', 'active', now(), now(), 0,
+       md5(random()::text)
 FROM generate_series(1, :rows) AS n;
 INSERT INTO scheduled_email (subscriber_id, step_id, purpose, status, anchor_at, due_at,
                              attempts, message_id, created_at)
@@ -77,7 +79,7 @@ class Table:
         self.app = create_app(
             {
                 "DATABASE_URL": self.url,
-                "SECRET_KEY": "bench-secret-key-0123456789",
+                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
                 "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-"),
             }
         )

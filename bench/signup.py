@@ -66,7 +66,7 @@ def run(redis_url: str) -> None:
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-secret-key-0123456789",
+        "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
         "RATELIMIT_ENABLED": "false",
         "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-signup-"),
         "EMAIL_URL": "file:///dev/null/never",

@@ -191,7 +191,7 @@ def main() -> None:
                 **os.environ,
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
-                "SECRET_KEY": "bench-secret-key-0123456789",
+                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
                 "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
                 "RATELIMIT_ENABLED": "false",
                 "INSTANCE_PATH": instance,

@@ -103,13 +103,13 @@ def seed(app) -> int:
         people = list(db.session.scalars(select(Subscriber).order_by(Subscriber.id)))
         keys = runtime.settings(app).secret_keys
         profile = next(p for p in people if p.email == PROFILE)
-        guide_token = tokens.make_token(keys, tokens.GUIDE, profile.id)
+        guide_token = tokens.make_token(keys, tokens.GUIDE, profile)
         profile_id = profile.id
         leaving = [p.id for p in people if p.email != PROFILE][5::9]
-        readers = [p.id for p in people if p.email != PROFILE][::2]
+        readers = [p for p in people if p.email != PROFILE][::2]
         bounced = [p.email for p in people if p.email != PROFILE][7::23]
-        for person_id in readers:
-            token = tokens.make_token(keys, tokens.GUIDE, person_id)
+        for person in readers:
+            token = tokens.make_token(keys, tokens.GUIDE, person)
             with time_machine.travel(NOW - timedelta(hours=rng.randrange(1, 200)), tick=False):
                 client.get(f"/guide/{token}")
         with time_machine.travel(NOW - timedelta(days=9, hours=2, minutes=48), tick=False):

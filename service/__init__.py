@@ -8,13 +8,15 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import logs
 from .broker import prepare_folders
 from .extensions import csrf, db, limiter, migrate
+from .file_modes import private_folder, private_sqlite_file
+from .proxies import TrustedProxyFix
 from .sequence import SequenceError, load_sequence
 from .settings import Settings, SettingsError
+from .untrusted_json import JSONProvider
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_BODY = 16 * 1024
@@ -29,7 +31,9 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
         raise SettingsError("SEQUENCE_FILE", f"is invalid: {exc}") from None
     logs.configure(settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_path))
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    app.json = JSONProvider(app)
+    private_folder(settings.instance_path)
+    private_sqlite_file(settings.database_url)
     prepare_folders(settings)
     app.extensions["leadmagnet.settings"] = settings
     app.config.update(_flask_config(settings))
@@ -43,8 +47,9 @@ def create_app(env: Mapping[str, str] | None = None, settings: Settings | None =
     if settings.trusted_proxies:
         # The client's address and scheme as the proxies in front saw them: rate limits, the
         # consent ledger and request.is_secure all read these.
-        hops = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = TrustedProxyFix(
+            app.wsgi_app, settings.trusted_proxies, settings.trusted_proxy_addresses
+        )
     return app
 
 
@@ -54,6 +59,8 @@ def _flask_config(settings: Settings) -> dict:
         "SECRET_KEY_FALLBACKS": list(settings.secret_keys[1:]),
         "SQLALCHEMY_DATABASE_URI": settings.database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings.database_url),
+        # Any other Host (DNS rebinding, a forged X-Forwarded-Host) is a 400 before routing.
+        "TRUSTED_HOSTS": list(settings.host_names),
         "MAX_CONTENT_LENGTH": MAX_BODY,
         "MAX_FORM_MEMORY_SIZE": MAX_BODY,
         "SESSION_COOKIE_HTTPONLY": True,

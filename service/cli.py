@@ -163,7 +163,7 @@ def subscribers_export(output: IO[str]) -> None:
 
 @click.group("admin")
 def admin_group() -> None:
-    """Owners who may sign in to /admin: create, list."""
+    """Owners who may sign in to /admin: create, password, list."""
 
 
 @admin_group.command("create")
@@ -176,15 +176,34 @@ def admin_create(email: str, password_stdin: bool) -> None:
     """Make an owner who signs in to /admin with EMAIL and a password (asked twice)."""
     from . import owners
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        owner = owners.create(email, password)
+        owner = owners.create(email, _new_password(password_stdin))
     except owners.OwnerError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created owner {owner.email}: sign in at /login")
+
+
+@admin_group.command("password")
+@click.argument("email")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def admin_password(email: str, password_stdin: bool) -> None:
+    """Give the owner EMAIL a new password (asked twice); every session they had ends."""
+    from . import owners
+
+    try:
+        owner = owners.change_password(email, _new_password(password_stdin))
+    except owners.OwnerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"changed the password of {owner.email}: every session of theirs has ended")
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 @admin_group.command("list")

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from . import metrics, runtime
@@ -33,8 +33,11 @@ log = logging.getLogger(__name__)
 RETRY_FOR = timedelta(days=2)
 BACKOFF_BASE = 60  # seconds before the first retry; doubles each attempt
 BACKOFF_CAP = 6 * 3600
-RECORD_TRIES = 4  # recording a send the server accepted, across a dropped connection
-RECORD_PAUSE = 0.5  # seconds, growing with each try
+# Recording a send the server accepted: a send left unrecorded goes again once its lease
+# runs out, so keep trying (the database comes back, or the process dies) for this long.
+RECORD_FOR = 600  # seconds
+RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
+RECORD_PAUSE_MAX = 1.0
 
 
 def claim(email_id: int, now: datetime, lease: float) -> bool:
@@ -54,16 +57,14 @@ def claim(email_id: int, now: datetime, lease: float) -> bool:
             status=EmailStatus.SENDING,
             lease_until=now + timedelta(seconds=lease),
             attempts=ScheduledEmail.attempts + 1,
-            # The hand-off is consumed: from here the lease (or a retry's due time) decides
-            # when a pass may hand the row again, not REQUEUE_AFTER.
+            # The hand-off is consumed: from here the claim's lease (or a retry's due time)
+            # decides when a pass may hand the row again.
             queued_at=None,
         )
         .execution_options(synchronize_session=False)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        # A claim lost in a crash only makes the row claimable again, and the "sent" commit
-        # that follows flushes the WAL up to it anyway: no need to wait for the disk here.
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    # A durable commit: the SMTP send follows at once, and a claim lost in a database crash
+    # after it was acknowledged would let another worker send the same email meanwhile.
     db.session.commit()
     return result.rowcount == 1
 
@@ -83,7 +84,8 @@ def _load(email_id: int) -> tuple[ScheduledEmail | None, Subscriber | None]:
 
 def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
     """One fresh read just before SMTP: still claimed by us, subscriber still in, the
-    address not suppressed (an unsubscribe or a webhook since the claim wins)."""
+    address not suppressed (an unsubscribe or a webhook since the claim wins). A
+    confirmation goes to a suppressed address: it is the one way back after an opt-out."""
     suppressed = exists().where(Suppression.email_hash.in_(address_hashes(subscriber.email)))
     row = db.session.execute(
         select(ScheduledEmail.status, Subscriber.status, suppressed)
@@ -94,7 +96,7 @@ def still_wanted(email: ScheduledEmail, subscriber: Subscriber) -> bool:
         row is not None
         and row[0] == EmailStatus.SENDING
         and row[1] == _wanted_status(email)
-        and not row[2]
+        and (not row[2] or email.purpose == Purpose.CONFIRM)
     )
 
 
@@ -114,12 +116,15 @@ def deliver(email_id: int) -> str:
     msg, sender, recipient = compose(app, email, subscriber, rendered, now)
     if not still_wanted(email, subscriber):
         return _finish(email, EmailStatus.CANCELLED, "cancelled")
+    # Read now what recording the send needs: after this commit the objects are expired, and
+    # reloading them once the server has the message could fail on a lost connection.
+    about = _about(email)
     db.session.commit()  # no transaction held open across the network call
     try:
         result = runtime.transport(app).send(msg, sender, recipient)
     except DeliveryError as exc:
         return _failed(email, subscriber, exc)
-    return _sent(email, subscriber, result)
+    return _sent(about, result)
 
 
 def _finish(email: ScheduledEmail | None, status: str, outcome: str) -> str:
@@ -153,37 +158,48 @@ def _log(email: ScheduledEmail, outcome: str, code: int | None, reply: str, now:
     )
 
 
-def _sent(email: ScheduledEmail, subscriber: Subscriber, result: SendResult) -> str:
+def _sent(about: dict[str, object], result: SendResult) -> str:
     """Record an accepted send. The server has the message now: if the database connection
-    drops at this moment, try again on a fresh one rather than leave the row to a resend."""
-    email_id, subscriber_id = email.id, subscriber.id
-    for attempt in range(RECORD_TRIES):
+    drops or the database is unreachable, keep trying on fresh connections rather than
+    leave the row to be sent again when its lease runs out."""
+    give_up = time.monotonic() + RECORD_FOR
+    pause = RECORD_PAUSE
+    while True:
         try:
-            return _record_sent(email_id, subscriber_id, result)
-        except OperationalError:
+            return _record_sent(about, result)
+        except OperationalError as exc:
             db.session.rollback()
-            if attempt == RECORD_TRIES - 1:
+            if time.monotonic() + pause > give_up:
                 raise
-            log.warning("could not record email %s as sent; trying again", email_id)
-            time.sleep(RECORD_PAUSE * (attempt + 1))
-    raise AssertionError("unreachable")
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            log.warning(
+                "could not record email %s as sent (%s); trying again in %.1fs",
+                about["email_id"],
+                reason,
+                pause,
+                extra=about,
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, RECORD_PAUSE_MAX)
 
 
-def _record_sent(email_id: int, subscriber_id: int, result: SendResult) -> str:
+def _record_sent(about: dict[str, object], result: SendResult) -> str:
     app = current_app._get_current_object()
     now = utcnow()
-    email = db.session.get(ScheduledEmail, email_id)
-    subscriber = db.session.get(Subscriber, subscriber_id)
-    email.status = EmailStatus.SENT
-    email.sent_at = now
-    email.lease_until = None
-    email.last_error = None
-    _log(email, "sent", result.code, result.reply, now)
-    if email.purpose == Purpose.DRIP:
-        schedule_next(subscriber, email.step_id, now, runtime.sequence(app), runtime.mail_from(app))
+    email = db.session.get(ScheduledEmail, about["email_id"])
+    if email.status != EmailStatus.SENT:  # else an earlier try's commit landed, its answer lost
+        subscriber = db.session.get(Subscriber, about["subscriber_id"])
+        email.status = EmailStatus.SENT
+        email.sent_at = now
+        email.lease_until = None
+        email.last_error = None
+        _log(email, "sent", result.code, result.reply, now)
+        if email.purpose == Purpose.DRIP:
+            sequence, sender = runtime.sequence(app), runtime.mail_from(app)
+            schedule_next(subscriber, email.step_id, now, sequence, sender)
     db.session.commit()
-    metrics.email_sent(email.step_id)
-    log.info("sent email %s (step %s)", email.id, email.step_id, extra=_about(email))
+    metrics.email_sent(about["step"])
+    log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
     return "sent"
 
 

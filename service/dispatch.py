@@ -1,4 +1,5 @@
-"""The scheduler pass: find what is due (or whose lease expired) and hand it to the worker."""
+"""The scheduler pass: find what is due (or whose lease expired) and hand it to the worker;
+the worker's side of a handed-off batch."""
 
 from __future__ import annotations
 
@@ -10,19 +11,25 @@ from sqlalchemy import select, update
 
 from . import runtime
 from .clock import utcnow
+from .delivery import deliver
 from .extensions import db
 from .models import EmailStatus, ScheduledEmail
 from .sequence_sync import sync_if_changed
 
 log = logging.getLogger(__name__)
 BATCH = 200
-REQUEUE_AFTER = timedelta(minutes=5)  # a handed-off row not sent by then is handed again
 MAX_BATCHES = 1000
+
+
+def hand_off_lease() -> timedelta:
+    """A hand-off is a lease like a claim's (SEND_LEASE): rows handed to a worker that died
+    before claiming them are handed again once it runs out. A live worker renews it."""
+    return timedelta(seconds=runtime.settings().send_lease)
 
 
 def claim_due(now: datetime, limit: int = BATCH) -> list[int]:
     """Mark up to `limit` due rows as handed off; SKIP LOCKED lets passes run side by side."""
-    stale = now - REQUEUE_AFTER
+    stale = now - hand_off_lease()
     due = (
         select(ScheduledEmail.id)
         .where(
@@ -65,6 +72,34 @@ def release(ids: list[int]) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+def renew(ids: list[int], now: datetime) -> None:
+    """Extend the hand-off of those rows no one has claimed since (a claim clears it)."""
+    db.session.execute(
+        update(ScheduledEmail)
+        .where(ScheduledEmail.id.in_(ids), ScheduledEmail.queued_at.is_not(None))
+        .values(queued_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def deliver_batch(ids: list[int], stopping: Callable[[], bool]) -> int:
+    """Deliver a handed-off batch in turn, renewing the hand-off of the rest every half lease,
+    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went."""
+    sent = 0
+    renewed: datetime | None = None
+    for done, email_id in enumerate(ids):
+        if stopping():
+            release(ids[done:])  # now, rather than when the hand-off runs out
+            break
+        now = utcnow()
+        if renewed is None or now - renewed > hand_off_lease() / 2:
+            renew(ids[done:], now)
+            renewed = now
+        sent += deliver(email_id) == "sent"
+    return sent
 
 
 def run_pass(handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:

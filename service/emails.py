@@ -14,15 +14,15 @@ from .rendering import RenderedEmail, render_email
 from .sequence import Sequence
 
 
-def links(app: Flask, subscriber_id: int) -> dict[str, str]:
+def links(app: Flask, subscriber: tokens.Holder) -> dict[str, str]:
     settings = runtime.settings(app)
     keys, base = settings.secret_keys, settings.public_url
     return {
         "unsubscribe_url": f"{base}/unsubscribe/"
-        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber_id),
-        "guide_url": f"{base}/guide/" + tokens.make_token(keys, tokens.GUIDE, subscriber_id),
+        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber),
+        "guide_url": f"{base}/guide/" + tokens.make_token(keys, tokens.GUIDE, subscriber),
         "confirm_url": f"{base}/confirm/"
-        + tokens.make_timed_token(keys, tokens.CONFIRM, subscriber_id),
+        + tokens.make_timed_token(keys, tokens.CONFIRM, subscriber),
     }
 
 
@@ -40,7 +40,7 @@ def context(
     app: Flask, sequence: Sequence, subscriber: Subscriber, template: str, preheader: str = ""
 ) -> dict:
     settings = runtime.settings(app)
-    urls = links(app, subscriber.id)
+    urls = links(app, subscriber)
     if template != "confirm":
         urls.pop("confirm_url")
     return {
@@ -94,7 +94,7 @@ def compose(
         to_address=recipient,
         to_name=subscriber.first_name,
         message_id=email.message_id,
-        unsubscribe_url=links(app, subscriber.id)["unsubscribe_url"],
+        unsubscribe_url=links(app, subscriber)["unsubscribe_url"],
         date=now,
     )
     envelope_from = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender

@@ -15,10 +15,14 @@ UNCONFIRMED_TTL = timedelta(days=30)
 
 def purge_unconfirmed() -> int:
     """Delete signups never confirmed: they gave no complete consent, so we keep nothing."""
+    cutoff = utcnow() - UNCONFIRMED_TTL
     result = db.session.execute(
         delete(Subscriber).where(
             Subscriber.status == SubscriberStatus.PENDING,
-            Subscriber.created_at < utcnow() - UNCONFIRMED_TTL,
+            Subscriber.created_at < cutoff,
+            # Someone coming back after an opt-out is pending from that day, not from the
+            # day they first signed up. (Their address stays suppressed if they are purged.)
+            Subscriber.updated_at < cutoff,
         )
     )
     db.session.commit()

@@ -15,6 +15,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # gunicorn writes its error and access lines through handlers of its own.
 GUNICORN_LOGGERS = ("gunicorn.error", "gunicorn.access")
 ADDRESS = re.compile(r"([^\s<>\"'(),;:@]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Paths whose last segment is a capability (unsubscribe, download, confirm...): whoever
+# reads the token can act as the subscriber, so access lines keep only the path's name.
+TOKEN_PATH = re.compile(r"(/(?:unsubscribe|guide|confirm|resubscribe|r)/)[^/?#\s\"]+")
 
 
 def mask(address: str) -> str:
@@ -28,6 +31,25 @@ def mask(address: str) -> str:
 def mask_addresses(text: str) -> str:
     """Every address in a free text (an SMTP reply quotes the recipient), masked."""
     return ADDRESS.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
+
+
+def redact_tokens(text: str) -> str:
+    """`/unsubscribe/<token>` -> `/unsubscribe/[token]`, wherever it sits in the text."""
+    return TOKEN_PATH.sub(r"\1[token]", text)
+
+
+class AccessTokenFilter(logging.Filter):
+    """Drops link tokens from gunicorn's access lines. gunicorn logs each request with its
+    format string and one mapping of atoms (request line, path, query, referer, headers
+    and environ): every text atom is redacted before any formatter reads it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        atoms = record.args
+        if isinstance(atoms, dict):
+            for key, value in list(atoms.items()):
+                if isinstance(value, str):
+                    atoms[key] = redact_tokens(value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,3 +121,6 @@ def configure(log_format: str, level: int | str = logging.INFO) -> None:
     for name in GUNICORN_LOGGERS:
         for other in logging.getLogger(name).handlers:
             other.setFormatter(chosen)
+    access = logging.getLogger("gunicorn.access")
+    if not any(isinstance(f, AccessTokenFilter) for f in access.filters):
+        access.addFilter(AccessTokenFilter())

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from . import dkim
 from .dkim import DkimKey
+from .message import one_line
 from .rendering import RenderedEmail
 
 LINE = 78  # RFC 5322 §2.1.1: header lines SHOULD stay within 78 characters
@@ -32,7 +33,6 @@ ADDRESS_PART = r"[^\s\x00-\x1f\x7f-\x9f\"(),:;<>@\[\\\]]+"
 ADDRESS = re.compile(f"{ADDRESS_PART}@{ADDRESS_PART}")
 MESSAGE_ID = re.compile(r"<[!-;=?A-~]+@[!-;=?A-~]+>")
 URL = re.compile(r"https?://[!-;=?-~]+")
-LINE_BREAKS = re.compile(r"[\r\n]")
 PART_HEADERS = (
     b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
 )
@@ -51,8 +51,8 @@ def message_bytes(
 ) -> bytes:
     """The whole message, CRLF line ends: multipart/alternative with the text and the HTML
     as quoted-printable parts. `utf8` (SMTPUTF8) allows a non-ASCII address in To or From.
-    ValueError when a value cannot be written safely (a line break in the name or subject,
-    a malformed address, Message-ID or URL)."""
+    A control character or line separator in the name or subject is written as a space, as
+    message.py writes it; ValueError for a malformed address, Message-ID or URL."""
     boundary = f"=_{secrets.token_hex(12)}"  # "=_" never occurs in quoted-printable text
     head = _head(rendered.subject, mail_from, to_address, to_name, utf8)
     tail = _tail(message_id, unsubscribe_url, date, boundary)
@@ -152,6 +152,7 @@ def _sender_header(mail_from: str, utf8: bool) -> str:
 def _address_header(field: str, name: str, address: str, utf8: bool) -> str:
     if not ADDRESS.fullmatch(address) or not (utf8 or address.isascii()):
         raise ValueError(f"{field}: not an address this message can carry: {address!r}")
+    name = _one_line(name).strip()
     if not name:
         return f"{field}: {address}"
     return _fold(f"{field}:", [*_phrase(field, name), f"<{address}>"])
@@ -160,8 +161,6 @@ def _address_header(field: str, name: str, address: str, utf8: bool) -> str:
 def _phrase(field: str, name: str) -> list[str]:
     """A display name as tokens a header may fold between: atoms, one quoted string, or
     encoded words. Anything holding "=?" is encoded, so it can never be decoded as a word."""
-    if LINE_BREAKS.search(name):
-        raise ValueError(f"{field}: a display name may not hold a line break")
     if "=?" not in name and PRINTABLE.fullmatch(name):
         if ATOMS.fullmatch(name) and max(map(len, name.split(" "))) < LINE - 10:
             return name.split(" ")
@@ -172,13 +171,16 @@ def _phrase(field: str, name: str) -> list[str]:
 
 
 def _unstructured_header(field: str, value: str) -> str:
-    if LINE_BREAKS.search(value):
-        raise ValueError(f"{field}: may not hold a line break")
+    value = _one_line(value)
     words = value.split(" ")
     plain = "=?" not in value and PRINTABLE.fullmatch(value) and "" not in words
     if plain and max(map(len, words)) < LINE - 10:
         return _fold(f"{field}:", words)
     return _fold(f"{field}:", _encoded_words(field, value) if value else [])
+
+
+def _one_line(text: str) -> str:
+    return text if PRINTABLE.fullmatch(text) else one_line(text)  # printable ASCII: as is
 
 
 def _encoded_words(field: str, text: str) -> list[str]:

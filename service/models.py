@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .clock import utcnow
 from .extensions import db
+from .tokens import new_token_key
 
 
 class UTCDateTime(TypeDecorator):
@@ -74,7 +77,14 @@ class Subscriber(db.Model):
     email: Mapped[str] = mapped_column(String(320))  # normalized by email-validator
     # One person, one row: "Ann@X.org" and "ann@x.org" are the same subscriber.
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    # The inbox behind the address (service/addresses.py): limits count per mailbox, so
+    # "ann+1@" to "ann+9@" cannot each draw a confirmation email.
+    mailbox_key: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(100))
+    # A repeat signup's name and zone wait here: only the confirmation link, which proves
+    # the person reads the address, makes them the subscriber's.
+    requested_first_name: Mapped[str | None] = mapped_column(String(100))
+    requested_time_zone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.ACTIVE)
     time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -84,6 +94,10 @@ class Subscriber(db.Model):
     guide_downloads: Mapped[int] = mapped_column(Integer, default=0)
     first_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Links carry it beside the id: an erased person's link matches no later row.
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
+    # Rows from before migration 0006, whose emails carry id-only links that must keep working.
+    legacy_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", order_by="ConsentRecord.id", passive_deletes=True
@@ -92,8 +106,13 @@ class Subscriber(db.Model):
         back_populates="subscriber", order_by="ScheduledEmail.id", passive_deletes=True
     )
 
-    # The purge of unconfirmed signups reads by status and age.
-    __table_args__ = (Index("ix_subscriber_status_created", "status", "created_at"),)
+    # The purge of unconfirmed signups reads by status and age. AUTOINCREMENT: SQLite would
+    # otherwise hand an erased person's id to the next newcomer.
+    __table_args__ = (
+        Index("ix_subscriber_status_created", "status", "created_at"),
+        Index("ix_subscriber_mailbox_key", "mailbox_key"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class ConsentRecord(db.Model):
@@ -253,3 +272,6 @@ class Owner(db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))  # werkzeug scrypt
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sessions carry the value they were made with; signing out and a new password bump it,
+    # so a copied session cookie stops working with them.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

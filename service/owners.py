@@ -1,8 +1,7 @@
-"""Owners of the list: creating them, checking a password, and what a session is bound to."""
+"""Owners of the list: creating them, checking and changing a password, ending sessions."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from functools import lru_cache
 
@@ -31,19 +30,37 @@ def create(address: str, password: str) -> Owner:
         email = validate_email(address.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise OwnerError(f"{address!r} is not an email address: {exc}") from None
-    if len(password) < MIN_PASSWORD:
-        raise OwnerError(f"the password must be at least {MIN_PASSWORD} characters")
+    password_hash = _hash(password)
     key = owner_key(email)
     if db.session.scalar(select(Owner.id).where(Owner.email == key)) is not None:
         raise OwnerError(f"an owner {key} exists already")
-    owner = Owner(
-        email=key,
-        password_hash=generate_password_hash(password, method="scrypt"),
-        created_at=utcnow(),
-    )
+    owner = Owner(email=key, password_hash=password_hash, created_at=utcnow())
     db.session.add(owner)
     db.session.commit()
     return owner
+
+
+def change_password(address: str, password: str) -> Owner:
+    """Give the owner a new password and end every session they have."""
+    password_hash = _hash(password)
+    owner = db.session.scalar(select(Owner).where(Owner.email == owner_key(address)))
+    if owner is None:
+        raise OwnerError(f"there is no owner {owner_key(address)}")
+    owner.password_hash = password_hash
+    end_sessions(owner)
+    return owner
+
+
+def end_sessions(owner: Owner) -> None:
+    """Every session made so far stops working (signing out, a new password)."""
+    owner.session_generation = Owner.session_generation + 1  # in SQL: no lost update
+    db.session.commit()
+
+
+def _hash(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise OwnerError(f"the password must be at least {MIN_PASSWORD} characters")
+    return generate_password_hash(password, method="scrypt")
 
 
 def all_owners() -> list[Owner]:
@@ -67,8 +84,3 @@ def _dummy_hash() -> str:
     # Checked when the address is unknown, so a wrong address costs as long as a wrong
     # password and the timing tells nobody which addresses are owners.
     return generate_password_hash(secrets.token_hex(16), method="scrypt")
-
-
-def session_stamp(owner: Owner) -> str:
-    """What a session is bound to besides the owner's id: a new password ends old sessions."""
-    return hashlib.sha256(owner.password_hash.encode()).hexdigest()[:32]

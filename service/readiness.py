@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import smtplib
+import threading
+from datetime import timedelta
 
 from alembic.script import ScriptDirectory
 from flask import Flask
@@ -12,20 +15,43 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import runtime
+from .clock import utcnow
 from .extensions import db
+from .file_modes import PRIVATE_FOLDER
 from .transport import probe
 
+log = logging.getLogger(__name__)
 VERSION_TABLE = "alembic_version"
 SMTP_TIMEOUT = 3  # seconds per step: a probe that hangs would hang the orchestrator's check
+# /readyz is anonymous: however often it is asked, a process opens at most one SMTP session
+# in this long, and the others get the last answer.
+MAIL_PROBE_TTL = timedelta(seconds=5)
+_probing = threading.Lock()
 
 
 def mail(app: Flask) -> str | None:
+    """What is wrong with the way out for mail, or None; probed at most once per
+    MAIL_PROBE_TTL per process, and logged when a probe finds a problem."""
+    with _probing:  # the requests that arrive during a probe wait for its answer
+        last = app.extensions.get("leadmagnet.mail_probe")
+        now = utcnow()
+        if last is not None and abs(now - last[0]) < MAIL_PROBE_TTL:
+            return last[1]
+        problem = _probe_mail(app)
+        if problem:
+            log.warning("readiness: %s", problem)
+        app.extensions["leadmagnet.mail_probe"] = (now, problem)
+        return problem
+
+
+def _probe_mail(app: Flask) -> str | None:
     """The SMTP server answers EHLO, or the outbox folder is writable; else what is wrong."""
     url = runtime.settings(app).email_url
     if url.is_file:
         folder = url.path
         with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)  # the file transport would make it too
+            # As the file transport would make it: for the service's user alone.
+            folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             return f"outbox folder not writable: {folder}"
         return None

@@ -24,7 +24,11 @@ from .sequence_sync import Change, plan, snapshot, stored_state
 
 def sample_subscriber(first_name: str = "Sam") -> SimpleNamespace:
     return SimpleNamespace(
-        id=0, first_name=first_name, email="sam@example.com", created_at=utcnow()
+        id=0,
+        token_key="sample",  # no row has id 0: the sample's links open nobody's page
+        first_name=first_name,
+        email="sam@example.com",
+        created_at=utcnow(),
     )
 
 

@@ -41,24 +41,12 @@ def local_url(host: str, port: int) -> str:
 def commands(app: Flask, host: str, port: int) -> dict[str, list[str]]:
     settings = runtime.settings(app)
     python = sys.executable
-    web_workers = "1" if settings.database_url.startswith("sqlite") else "2"
+    # One web process; on SQLite, writes take turns whatever the number of threads.
+    web_threads = "4" if settings.database_url.startswith("sqlite") else "8"
     return {
-        "web": [
-            python,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            web_workers,
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "5",
-            "--log-level",
-            "warning",
-            "service:create_app()",
-        ],
+        # waitress, not gunicorn: it reads each request whole before a thread takes it, so
+        # clients trickling their bodies cannot tie up the threads (see service/webserver.py).
+        "web": [python, "-m", "service.webserver", host, str(port), web_threads],
         "worker": [
             python,
             "-m",
@@ -133,7 +121,7 @@ def _stop(children: dict[str, subprocess.Popen]) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
     for proc in children.values():
-        # Kill the whole group: gunicorn's workers and anything else a child started.
+        # Kill the whole group: anything a child started goes with it.
         _signal_group(proc, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import secrets
@@ -26,6 +27,11 @@ DEFAULT_SEQUENCE_FILE = Path(__file__).resolve().parent.parent / "email_template
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 SNS_TOPIC_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}")
+HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+# Names a DNS rebinding attack cannot make a browser send: always allowed in Host.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+# Peers whose X-Forwarded-* headers count (with TRUSTED_PROXIES): where proxies live.
+PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 
 class SettingsError(SystemExit):
@@ -84,6 +90,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     # Operations: proxies in front (hop count), metrics, log lines.
     trusted_proxies: int = 0
+    trusted_proxy_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Host names the app answers to besides PUBLIC_URL's and the loopback names.
+    allowed_hosts: tuple[str, ...] = ()
+    # Loopback clients may read /outbox without signing in (the newcomer's first hour).
+    outbox_open_locally: bool = False
     metrics_token: str | None = None
     metrics_port: int | None = None
     log_format: str = "json"
@@ -92,6 +103,12 @@ class Settings:
     def templates_dir(self) -> Path:
         """Email templates live beside the sequence file that names them."""
         return self.sequence_file.parent
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """Every name the app answers to in Host (X-Forwarded-Host behind proxies)."""
+        public = (urlsplit(self.public_url).hostname or "").lower()
+        return tuple(dict.fromkeys((public, *LOOPBACK_HOSTS, *self.allowed_hosts)))
 
     @property
     def broker_url(self) -> str:
@@ -140,6 +157,11 @@ class Settings:
             sendgrid_webhook_public_key=_sendgrid_key(_get(env, "SENDGRID_WEBHOOK_PUBLIC_KEY")),
             allowed_origins=_origins(_get(env, "ALLOWED_ORIGINS")),
             trusted_proxies=_hop_count(_get(env, "TRUSTED_PROXIES")),
+            trusted_proxy_addresses=_networks(
+                _get(env, "TRUSTED_PROXY_ADDRESSES") or PRIVATE_NETWORKS
+            ),
+            allowed_hosts=_host_names(_get(env, "ALLOWED_HOSTS")),
+            outbox_open_locally=_outbox_open_locally(env),
             metrics_token=_shared_secret("METRICS_TOKEN", _get(env, "METRICS_TOKEN")),
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
@@ -151,23 +173,62 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+# Keys printed where anyone reads them: what .env.example used to ship, README's examples.
+PUBLISHED_KEYS = {
+    "change-me-to-a-long-random-string",
+    "q7mX2Lr9-Vt4Kc8Zp1Hs6Wn3Jb5Yd0Fg_Ea2Uo7Ri4Tl9Nx6Mz1Cq8Pw3Sv5Bk",
+    "Xh4Tz9Qw2Lm7Rc1Vp6Jn8Kd3Fs5Ya0Gb_Eu2Ot9Ri4Wl7Nx6Mz1Cq8Pw3Sv5Hk",
+}
+
+
 def _secret_keys(env: Mapping[str, str], instance: Path, embedded: bool) -> tuple[str, ...]:
     raw = _get(env, "SECRET_KEY")
     if raw is None:
         if not embedded:
-            raise SettingsError("SECRET_KEY", "is required when DATABASE_URL or REDIS_URL is set")
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is required when DATABASE_URL or REDIS_URL is set; make one: {MAKE_A_KEY}",
+            )
         return (_instance_secret(instance),)
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    if any(len(k) < 16 for k in keys):
-        raise SettingsError("SECRET_KEY", "must be at least 16 characters per key")
+    for position, key in enumerate(keys, start=1):
+        # Old keys too: links signed with any of them are accepted, so a weak one forges.
+        problem = _weak_key(key)
+        if problem and position > 1:
+            problem += f" (key {position} in the list: old keys still verify links)"
+        if problem:
+            raise SettingsError("SECRET_KEY", f"{problem}; make one: {MAKE_A_KEY}")
     return keys
+
+
+def _weak_key(key: str) -> str | None:
+    """Why a key could be guessed, or None: whoever has it forges every link."""
+    if key in PUBLISHED_KEYS:
+        return "is an example published with leadmagnet, which anyone can read"
+    if "change-me" in key.lower():
+        return "is a placeholder (it holds 'change-me'), not a secret"
+    if len(key) < 32:
+        return f"must be at least 32 characters, not {len(key)}"
+    if len(set(key)) < 10:
+        return f"must hold at least 10 different characters, not {len(set(key))}"
+    return None
 
 
 def _instance_secret(instance: Path) -> str:
     """The embedded default's key: generated once, kept beside the database."""
     path = instance / "secret_key"
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        problem = _weak_key(key) if key else "is empty"
+        if problem:
+            raise SettingsError(
+                "SECRET_KEY",
+                f"is unset and the key in {path} {problem}: put the old key back in the file, "
+                "or delete the file to have a strong one made (links in emails sent before "
+                "then stop working)",
+            )
+        return key
     instance.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -396,6 +457,42 @@ def _hop_count(raw: str | None) -> int:
             "TRUSTED_PROXIES", f"must be a number of proxies (0, 1, 2, ...), not {raw!r}"
         )
     return value
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in (part.strip() for part in raw.split(",") if part.strip()):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(
+                "TRUSTED_PROXY_ADDRESSES",
+                f"holds {item!r}, which is not an address or network like 10.0.0.0/8",
+            ) from None
+    return tuple(networks)
+
+
+def _host_names(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated bare host names (an internal service name, a scraper's target)."""
+    names = [part.strip().lower() for part in (raw or "").split(",") if part.strip()]
+    for name in names:
+        if not HOST_NAME.fullmatch(name):
+            raise SettingsError(
+                "ALLOWED_HOSTS",
+                f"holds {name!r}, which is not a host name like web or metrics.internal "
+                "(no scheme, no port)",
+            )
+    return tuple(names)
+
+
+def _outbox_open_locally(env: Mapping[str, str]) -> bool:
+    wanted = _boolean(env, "OUTBOX_OPEN_LOCALLY", False)
+    if wanted and _hop_count(_get(env, "TRUSTED_PROXIES")):
+        raise SettingsError(
+            "OUTBOX_OPEN_LOCALLY",
+            "cannot be true with TRUSTED_PROXIES: behind a proxy every visitor may look local",
+        )
+    return wanted
 
 
 def _port(name: str, raw: str | None) -> int | None:

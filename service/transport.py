@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import dkim
 from .dkim import DkimKey
+from .file_modes import PRIVATE_FILE, PRIVATE_FOLDER
 from .settings import EmailUrl
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,14 @@ class FileTransport:
         self.dkim_key = dkim_key
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> SendResult:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Every subscriber's address and unsubscribe link: for the service's user alone.
+        self.folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         name = msg["Message-ID"].strip("<>").replace("/", "_").replace("@", "_at_")
         target = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
-        partial.write_bytes(serialize(msg, sender, recipient, self.dkim_key))
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(serialize(msg, sender, recipient, self.dkim_key))
         os.replace(partial, target)
         return SendResult(250, f"written to {target}")
 

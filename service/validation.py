@@ -13,6 +13,9 @@ from email_validator import EmailNotValidError, validate_email
 MAX_NAME = 100
 FORM_TRUE = {"on", "true", "yes", "1", "y"}
 BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# Every RFC 2047 encoded word starts so, and decoders (Python's before 3.11.10 included,
+# CVE-2024-6923) accept almost anything after it: any charset or none, either case, spaces.
+ENCODED_WORD_START = "=?"
 DNS_TIMEOUT = 3
 
 
@@ -84,6 +87,10 @@ def _first_name(value: object, errors: dict[str, str]) -> str | None:
     if any(_is_control(c) for c in name):
         errors["first_name"] = "The first name contains characters that are not allowed."
         return None
+    # NFKC too: fullwidth U+FF1D U+FF1F turn into "=?" wherever text is normalized later.
+    if ENCODED_WORD_START in name or ENCODED_WORD_START in unicodedata.normalize("NFKC", name):
+        errors["first_name"] = 'The first name must not contain "=?".'
+        return None
     name = name.strip()
     if len(name) > MAX_NAME:
         errors["first_name"] = f"The first name must be {MAX_NAME} characters or fewer."
@@ -92,7 +99,8 @@ def _first_name(value: object, errors: dict[str, str]) -> str | None:
 
 
 def _is_control(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS
+    # Cs: a lone surrogate (JSON "\ud800") is no character, and no database can store it.
+    return unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in BIDI_CONTROLS
 
 
 def _consented(value: object, from_json: bool) -> bool:

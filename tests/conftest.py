@@ -28,7 +28,7 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 REQUIRE_SERVICES = os.environ.get("LEADMAGNET_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-SECRET = "test-secret-key-0123456789"
+SECRET = "test-key-4mV9qL2xR7tZ3wN8kP5hS1jD6fB"
 
 
 def unavailable(what: str, why: str) -> None:

@@ -49,6 +49,46 @@ def outbox_messages(folder: Path) -> list[EmailMessage]:
     ]
 
 
+# Every header the service writes at the top of an email; visitor input may add none.
+OUR_HEADERS = {
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"mime-version",
+    b"content-type",
+    b"dkim-signature",
+}
+
+
+def top_header_names(raw: bytes) -> list[bytes]:
+    """The names of the top-level header block, read from the wire bytes as a strict
+    receiver would: CRLF lines only, a continuation starts with a space or a tab, and
+    every other line up to the first empty one is `name: value`."""
+    head, blank, _body = raw.partition(b"\r\n\r\n")
+    assert blank, "no empty line ends the header block"
+    assert b"\r" not in head.replace(b"\r\n", b"") and b"\n" not in head.replace(b"\r\n", b"")
+    names = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            continue
+        name, colon, _value = line.partition(b":")
+        assert colon and name and name == name.strip(), f"not a header line: {line!r}"
+        names.append(name.lower())
+    return names
+
+
+def assert_our_headers_only(raw: bytes) -> None:
+    """One To, one Subject, one Content-Type, and no header that is not ours."""
+    names = top_header_names(raw)
+    assert set(names) <= OUR_HEADERS, set(names) - OUR_HEADERS
+    for name in (b"to", b"subject", b"content-type", b"from"):
+        assert names.count(name) == 1, (name, names)
+
+
 def parts(msg: EmailMessage) -> tuple[str, str]:
     text = msg.get_body(("plain",))
     html = msg.get_body(("html",))

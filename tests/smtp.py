@@ -16,7 +16,10 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    session: str = ""  # the client connection ("host:port") that brought it
     at: float = field(default_factory=time.monotonic)  # when the server took it in
+    # The same moment by the wall clock, to set beside the time stamps of the workers' logs.
+    wall: float = field(default_factory=time.time)
 
     @property
     def message(self) -> EmailMessage:
@@ -35,7 +38,32 @@ class Handler:
     # Seconds between taking a message in and answering 250: a client that dies in between
     # had its message accepted without ever hearing so (a send cut after the final dot).
     reply_delay: float = 0.0
+    # While `gate` is clear, DATA waits at it (the whole message in, no answer yet) and
+    # `waiting` says so: a test kills or signals a client it knows to be inside DATA. A
+    # client gone by the time the gate opens had its message refused, never taken in.
+    gate: threading.Event = field(default_factory=threading.Event)
+    waiting: threading.Event = field(default_factory=threading.Event)
+    quit: set[str] = field(default_factory=set)  # sessions that ended with QUIT
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def hold(self) -> None:
+        """Hold every DATA at the gate from now on, until release()."""
+        self.waiting.clear()
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def vanished(self, session: str) -> bool:
+        """The client of this session went away without QUIT: killed, not closed."""
+        return session not in self.quit
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.quit.add(_name(session))
+        return "221 Bye"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:
@@ -44,10 +72,14 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.stall:
-            import asyncio
+        import asyncio
 
+        if self.stall:
             await asyncio.sleep(self.stall)
+        if not self.gate.is_set():
+            self.waiting.set()
+            while not self.gate.is_set():  # a client that vanishes meanwhile cancels this
+                await asyncio.sleep(0.01)
         if self.drop:
             self.drop -= 1
             server.transport.close()  # mid-DATA: the message is in, the reply never comes
@@ -57,14 +89,22 @@ class Handler:
             if reply is not None:
                 return reply
             self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content,
+                    _name(session),
+                )
             )
             accepted = f"250 2.0.0 Ok: queued as {len(self.received)}"
         if self.reply_delay:
-            import asyncio
-
             await asyncio.sleep(self.reply_delay)
         return accepted
+
+
+def _name(session) -> str:
+    host, port = session.peer[:2]
+    return f"{host}:{port}"
 
 
 class RecordingSMTPServer:
@@ -89,7 +129,7 @@ class RecordingSMTPServer:
     def stop(self) -> None:
         self.controller.stop()
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)

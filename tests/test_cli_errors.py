@@ -10,7 +10,7 @@ from tests.procs import BIN, clean_env
 def test_an_unreachable_database_is_one_line(tmp_path):
     env = clean_env(
         DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere",
-        SECRET_KEY="cli-test-secret-key-0123456789",
+        SECRET_KEY="cli-test-key-Jn4Vx8Qm2Rt7Kz3Wp9Lb6Hs",
         INSTANCE_PATH=str(tmp_path / "instance"),
     )
     for command in (["dispatch"], ["db", "upgrade"], ["serve", "--port", "1"]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -9,24 +10,67 @@ import pytest
 import yaml
 
 from service.settings import Settings
+from tests.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("migrate", "web", "worker", "beat")
+# Variables in .env.example that only docker-compose.yml reads (the service does not).
+COMPOSE_ONLY = {"SITE_ADDRESS"}
+# name:1.2.3, name:v1.2, name:1.2.3-alpine, optionally @sha256:...; never a bare major or latest.
+PINNED_IMAGE = re.compile(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[\w.]+)?(@sha256:[0-9a-f]{64})?")
+# ${NAME} and ${NAME:-default}, as compose fills them in from .env and the shell.
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 SETTING_CALL = re.compile(
     r'(?:_get|_boolean|_positive_number|_optional_file|_optional_http_url)\(env, "([A-Z_]+)"'
     r'|env\.get\("([A-Z_]+)"\)'
 )
 
 
+def load_services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
 @pytest.fixture(scope="module")
 def services() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return load_services()
 
 
 def env_example() -> dict[str, str]:
     lines = (ROOT / ".env.example").read_text().splitlines()
     pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
     return {name.strip(): value.strip() for name, value in pairs}
+
+
+def compose_text() -> str:
+    return (ROOT / "docker-compose.yml").read_text()
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """A value of the compose file as compose reads it with `env` as its .env."""
+    return VARIABLE.sub(lambda m: env.get(m[1]) or m[2] or "", value)
+
+
+def published_hosts(service: dict) -> list[str]:
+    """The host address each published port binds to ("" for every address)."""
+    hosts = []
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            hosts.append(port.get("host_ip", ""))
+            continue
+        spec = str(port).split("/")[0]
+        if spec.startswith("["):
+            hosts.append(spec[1 : spec.index("]")])
+        else:
+            parts = spec.split(":")
+            hosts.append(parts[0] if len(parts) == 3 else "")
+    return hosts
+
+
+def loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def command(service: dict) -> list[str]:
@@ -83,10 +127,51 @@ def settings_read() -> set[str]:
 
 
 def test_env_example_names_exactly_the_settings():
-    assert set(env_example()) == settings_read()
+    assert set(env_example()) == settings_read() | COMPOSE_ONLY
+    used = {m[1] for m in VARIABLE.finditer(compose_text())}
+    assert used >= COMPOSE_ONLY, "a compose-only variable of .env.example is not used"
+
+
+def test_only_the_proxy_is_reachable_from_outside(services):
+    for name, service in services.items():
+        exposed = [host for host in published_hosts(service) if not loopback(host)]
+        if name != "proxy":
+            assert not exposed, f"{name} publishes a port beyond this machine"
+    ports = {str(p) for p in services["proxy"]["ports"]}
+    assert {"80:80", "443:443", "443:443/udp"} <= ports
+    assert not services["web"].get("ports") and "8000" in map(str, services["web"]["expose"])
+
+
+def test_pulled_images_are_pinned_to_a_version(services):
+    for name, service in services.items():
+        if service.get("build"):
+            assert service["pull_policy"] == "build", f"{name} might be pulled, not built"
+            continue
+        image = service["image"]
+        assert PINNED_IMAGE.fullmatch(image), f"{name}: {image} is not pinned to a version"
+
+
+def test_the_proxy_runs_the_repositorys_caddyfile(services):
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("caddy:2.")
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert (ROOT / "Caddyfile").is_file()
+    # Certificates outlive the container: a new one for every start would hit ACME rate limits.
+    assert {v.split(":")[1] for v in proxy["volumes"] if not v.startswith(".")} >= {"/data"}
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("dotenv", ["defaults", ".env.example"])
+def test_app_services_trust_the_proxy_and_nothing_more(services, dotenv):
+    env = env_example() if dotenv == ".env.example" else {}
+    for name in APP_SERVICES:
+        value = str(services[name]["environment"]["TRUSTED_PROXIES"])
+        assert interpolate(value, env) == "1", name
 
 
 def test_env_example_values_are_valid():
-    settings = Settings.from_env(env_example())
+    example = env_example()
+    assert example["SECRET_KEY"] == ""  # a key shipped in the repository would be public
+    settings = Settings.from_env({**example, "SECRET_KEY": SECRET})
     assert settings.redis_url and settings.database_url.startswith("postgresql")
     assert settings.ratelimit_enabled

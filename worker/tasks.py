@@ -18,16 +18,11 @@ def register(celery: Celery) -> None:
 
     @celery.task(name=DELIVER_BATCH)
     def deliver_batch(email_ids: list[int]) -> int:
-        sent = 0
-        for done, email_id in enumerate(email_ids):
+        def stopping() -> bool:
             # Celery sets these to an exit code (0 for a warm shutdown), so test for None.
-            if worker_state.should_stop is not None or worker_state.should_terminate is not None:
-                # Shutting down: finish the send in hand (above), hand the rest back now
-                # rather than when the dispatcher's hand-off times out.
-                dispatch.release(email_ids[done:])
-                break
-            sent += delivery.deliver(email_id) == "sent"
-        return sent
+            return worker_state.should_stop is not None or worker_state.should_terminate is not None
+
+        return dispatch.deliver_batch(email_ids, stopping)
 
     @celery.task(name=DISPATCH)
     def run_dispatch() -> int:

@@ -94,10 +94,26 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        # SQLite: batch mode rebuilds a table by copying it and dropping the old one, and with
+        # foreign keys on, that DROP cascade-deletes every row referring to it. The pragma
+        # takes only outside a transaction, and must be on again before the pool reuses it.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, "OFF")
+        try:
+            context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                connection.rollback()
+                _sqlite_foreign_keys(connection, "ON")
 
-        with context.begin_transaction():
-            context.run_migrations()
+
+def _sqlite_foreign_keys(connection, state):
+    # Straight to the driver: through SQLAlchemy it would run after the app's BEGIN IMMEDIATE
+    # (service/__init__.py), inside a transaction, where SQLite ignores it.
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={state}")
 
 
 if context.is_offline_mode():

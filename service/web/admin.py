@@ -35,6 +35,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf.exempt(bp)
 formats.register(bp)
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # 50 million rows in: any page past this is no page anyone asked for
+MAX_ID = 2**31 - 1  # the id columns are 32-bit on PostgreSQL
 STATUSES = (
     SubscriberStatus.PENDING,
     SubscriberStatus.ACTIVE,
@@ -126,7 +128,7 @@ def subscribers() -> ResponseReturnValue:
         status = ""
     page = db.paginate(
         query,
-        page=request.args.get("page", 1, type=int),
+        page=_page_number(request.args.get("page", "1")),
         per_page=PER_PAGE,
         max_per_page=PER_PAGE,
         error_out=False,
@@ -136,7 +138,15 @@ def subscribers() -> ResponseReturnValue:
     )
 
 
-@bp.get("/subscribers/<int:subscriber_id>")
+def _page_number(raw: str) -> int:
+    """A page number as the links write it (1, 2, ...); anything else is a bad request."""
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+        abort(400)
+    return int(raw)
+
+
+# A larger number is no id of ours (and would overflow the database's integer): 404.
+@bp.get(f"/subscribers/<int(max={MAX_ID}):subscriber_id>")
 def subscriber(subscriber_id: int) -> ResponseReturnValue:
     found = db.session.get(Subscriber, subscriber_id)
     if found is None:

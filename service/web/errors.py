@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
+from .. import runtime
 from ..extensions import db
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         return _answer(400, "The form expired. Please go back, reload the page and try again.")
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError):
+        # Flask refused the Host (TRUSTED_HOSTS) before routing, so the request has no URL
+        # adapter; the page's relative links are built with one bound to a trusted name.
+        request_ctx.url_adapter = app.url_map.bind(runtime.settings(app).host_names[0])
+        return _answer(400, MESSAGES[400])
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

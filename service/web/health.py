@@ -66,7 +66,8 @@ def readyz() -> ResponseReturnValue:
         {
             "database": database,
             "broker": _broker(),
-            "smtp": readiness.mail(app),
+            # The detail (server, port, error) goes to the log, not to anonymous callers.
+            "email": "unreachable" if readiness.mail(app) else None,
             # Without a database there is no schema to compare: one failing part, not two.
             "migrations": readiness.migrations(app) if database is None else None,
         }

@@ -13,27 +13,51 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
 from .. import runtime, tokens
 from ..broker import nudge
 from ..clock import utcnow
 from ..confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..extensions import csrf, db
-from ..models import Subscriber
+from ..logs import mask
+from ..models import Subscriber, SubscriberStatus
 from ..signup import sign_up
 from ..unsubscribe import unsubscribe
 from ..validation import FORM_TRUE, SignupInput
 from .requestmeta import request_meta
 
 bp = Blueprint("links", __name__)
+# Whoever holds a link sees whose it is, not the address: links get forwarded and shared.
+bp.add_app_template_filter(mask, "masked")
 SAMPLE_GUIDE = runtime.__file__.rsplit("/", 1)[0] + "/assets/guide.pdf"
 
 
-def _subscriber_id(purpose: str, token: str) -> int:
-    subscriber_id = tokens.read_token(runtime.settings().secret_keys, purpose, token)
-    if subscriber_id is None:
+def _holder(claim: tokens.Claim | None) -> int:
+    """The id of the subscriber a genuine token was made for: 404 for anyone else, such as
+    a newcomer holding the id of someone erased (columns only: the routes load the row)."""
+    row = None
+    if claim is not None:
+        row = db.session.execute(
+            select(Subscriber.token_key, Subscriber.legacy_tokens).where(
+                Subscriber.id == claim.subscriber_id
+            )
+        ).one_or_none()
+    if row is None or not tokens.binds(claim, row.token_key, row.legacy_tokens):
         abort(404)
-    return subscriber_id
+    return claim.subscriber_id
+
+
+def _subscriber_id(purpose: str, token: str) -> int:
+    return _holder(tokens.read_token(runtime.settings().secret_keys, purpose, token))
+
+
+def _confirm_token(token: str) -> tuple[int, bool]:
+    """(subscriber id, expired) of a confirmation token; 404 unless it binds to its row."""
+    claim, expired = tokens.read_timed_token(
+        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
+    )
+    return _holder(claim), expired
 
 
 @bp.route("/unsubscribe/<token>", methods=["GET", "HEAD"])
@@ -91,20 +115,31 @@ def resubscribe(token: str) -> ResponseReturnValue:
             "unsubscribe.html", subscriber=subscriber, done=True, error=error
         ), 422
     data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
-    nudge(current_app, sign_up(data, request_meta("resubscribe-page")))
+    # The token came in an email to this address: proof enough to come back at once.
+    nudge(current_app, sign_up(data, request_meta("resubscribe-page"), proven=True))
     return redirect(url_for("signup.thanks"), code=303)
 
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> ResponseReturnValue:
-    subscriber_id, expired = tokens.read_timed_token(
-        runtime.settings().secret_keys,
-        tokens.CONFIRM,
-        token,
-        int(CONFIRM_MAX_AGE.total_seconds()),
-    )
-    if subscriber_id is None:
+    """Only shows a button: link scanners open every link in an email within seconds, and
+    must not confirm for the person (as GET /unsubscribe never unsubscribes)."""
+    subscriber_id, expired = _confirm_token(token)
+    if expired:
+        return render_template("confirm.html", state="expired", token=token), 410
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None:
         abort(404)
+    if subscriber.status != SubscriberStatus.PENDING:
+        return render_template("confirm.html", state="confirmed")
+    name = subscriber.requested_first_name or subscriber.first_name
+    return render_template("confirm.html", state="ask", name=name)
+
+
+@bp.post("/confirm/<token>")
+@csrf.exempt  # the signed token is the proof, as for one-click unsubscribe; scanners only GET
+def confirm_post(token: str) -> ResponseReturnValue:
+    subscriber_id, expired = _confirm_token(token)
     if expired:
         return render_template("confirm.html", state="expired", token=token), 410
     subscriber, ids = confirm(subscriber_id, request_meta("confirmation-link"))
@@ -116,11 +151,9 @@ def confirm_page(token: str) -> ResponseReturnValue:
 
 @bp.post("/confirm/<token>/resend")
 def confirm_resend(token: str) -> ResponseReturnValue:
-    """An expired link's page offers a fresh one (still at most one a day per address)."""
-    subscriber_id, _expired = tokens.read_timed_token(
-        runtime.settings().secret_keys, tokens.CONFIRM, token, int(CONFIRM_MAX_AGE.total_seconds())
-    )
-    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+    """An expired link's page offers a fresh one (still at most one a day per mailbox)."""
+    subscriber_id, _expired = _confirm_token(token)
+    subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None:
         abort(404)
     nudge(current_app, resend_confirmation(subscriber))

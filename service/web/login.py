@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from .. import owners
 from ..clock import utcnow
 from ..extensions import db, limiter
 from ..models import Owner
+from .limitkeys import hashed_key
 
 bp = Blueprint("login", __name__)
 SESSION_KEY = "owner"
 # However long the browser keeps the cookie, a sign-in is good for this long.
 MAX_AGE = timedelta(hours=12)
-PER_IP = "10/minute"
-PER_ADDRESS = "10/minute"
+# Only failed sign-ins count. Per client, whatever the address (guessing many accounts);
+# per address from one client (guessing one). Never per address alone: anyone who knows the
+# owner's address could then lock the owner out, where the owner's own client, which has
+# not failed, gets through.
+PER_CLIENT = "10/minute;50/hour"
+PER_ADDRESS_AND_CLIENT = "5/minute;20/hour"
 # One message whatever was wrong, so the form tells nobody which addresses are owners.
 REFUSED = "That email address and password do not match. Please try again."
 # The page embeds nothing and submits only here; nothing may frame it (clickjacking).
@@ -41,17 +46,19 @@ def secure_headers(response: Response, csp: str = CSP) -> Response:
 
 def current_owner() -> Owner | None:
     """The signed-in owner, or None: no session, an expired one, or one made before the
-    owner's password last changed."""
+    owner last signed out or changed the password (a copied cookie included)."""
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
         return None
-    owner_id, stamp, at = data.get("id"), data.get("stamp"), data.get("at")
-    if not (isinstance(owner_id, int) and isinstance(stamp, str) and isinstance(at, int | float)):
+    owner_id, generation, at = data.get("id"), data.get("generation"), data.get("at")
+    if not all(isinstance(v, int) for v in (owner_id, generation)) or not isinstance(
+        at, int | float
+    ):
         return None
     if utcnow().timestamp() - at > MAX_AGE.total_seconds():
         return None
     owner = db.session.get(Owner, owner_id)
-    if owner is None or not hmac.compare_digest(stamp, owners.session_stamp(owner)):
+    if owner is None or owner.session_generation != generation:
         return None
     return owner
 
@@ -61,13 +68,16 @@ def _sign_in(owner: Owner) -> None:
     session.clear()
     session[SESSION_KEY] = {
         "id": owner.id,
-        "stamp": owners.session_stamp(owner),
+        "generation": owner.session_generation,
         "at": int(utcnow().timestamp()),
     }
 
 
 def _next_page(value: str | None) -> str:
-    """Where to go after signing in: an /admin page of this site, never anywhere else."""
+    """Where to go after signing in: an /admin page of this site, never anywhere else. A
+    control character (a CR LF to split the Location header) is a bad request."""
+    if value and not value.isprintable():
+        abort(400)
     parts = urlsplit(value or "")
     safe = (
         value
@@ -79,8 +89,13 @@ def _next_page(value: str | None) -> str:
     return value if safe else url_for("admin.dashboard")
 
 
-def _address_key() -> str:
-    return "owner-login:" + request.form.get("email", "").strip().casefold()[:320]
+def _address_and_client_key() -> str:
+    address = request.form.get("email", "").strip().casefold()[:320]
+    return hashed_key("owner-login", f"{address} {get_remote_address()}")
+
+
+def _refused(response: Response) -> bool:
+    return response.status_code == 422
 
 
 @bp.after_request
@@ -89,8 +104,13 @@ def lock_down(response: Response) -> Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(PER_IP, methods=["POST"])
-@limiter.limit(PER_ADDRESS, key_func=_address_key, methods=["POST"])
+@limiter.limit(PER_CLIENT, methods=["POST"], deduct_when=_refused)
+@limiter.limit(
+    PER_ADDRESS_AND_CLIENT,
+    key_func=_address_and_client_key,
+    methods=["POST"],
+    deduct_when=_refused,
+)
 def login() -> ResponseReturnValue:
     target = _next_page(request.values.get("next"))
     if request.method == "GET":
@@ -107,5 +127,8 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    owner = current_owner()
+    if owner is not None:
+        owners.end_sessions(owner)  # a copy of this cookie, wherever it is, ends here too
     session.clear()
     return redirect(url_for("login.login"), code=303)

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from .. import runtime
+from ..extensions import db
 from .login import current_owner
 
 bp = Blueprint("outbox", __name__)
@@ -40,9 +41,14 @@ def only_for_a_file_outbox() -> None:
     # With SMTP the folder is not where mail goes, and the page must not exist at all.
     if not runtime.settings().email_url.is_file:
         abort(404)
-    # The outbox holds every subscriber's email and unsubscribe link: only the machine
-    # itself (the newcomer trying it out) or a signed-in owner may read it.
-    if not _from_this_machine() and current_owner() is None:
+    # The outbox holds every subscriber's email and unsubscribe link: only a signed-in
+    # owner may read it, or, where OUTBOX_OPEN_LOCALLY says so, the machine itself (the
+    # newcomer trying it out; the setting is refused together with TRUSTED_PROXIES).
+    if runtime.settings().outbox_open_locally and _from_this_machine():
+        return
+    owner = current_owner()
+    db.session.rollback()  # end the read: on SQLite it holds the write lock (BEGIN IMMEDIATE)
+    if owner is None:
         abort(404)
 
 

@@ -1,11 +1,15 @@
-"""Signup rate limits: per client address and per email address, counted on acceptance."""
+"""Signup rate limits: per client address and per mailbox, counted on acceptance."""
 
+import contextlib
 from collections.abc import Callable
 
+from email_validator import EmailNotValidError, validate_email
 from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
+from ..addresses import mailbox_key
 from ..extensions import limiter
+from .limitkeys import hashed_key
 
 PER_IP = "30/minute;300/hour;2000/day"
 PER_ADDRESS = "5/hour;20/day"
@@ -17,7 +21,13 @@ def _address_key() -> str:
     except HTTPException:  # too large or unreadable: the view answers that, not the limiter
         return "address:"
     value = body.get("email") if hasattr(body, "get") else None
-    return "address:" + (value.strip().casefold()[:320] if isinstance(value, str) else "")
+    if not isinstance(value, str):
+        return hashed_key("address", "")
+    # Per mailbox, not per spelling: "Ann+1@" to "ann+9@", in any Unicode form the
+    # validator folds (fullwidth, IDN), draw on one allowance.
+    with contextlib.suppress(EmailNotValidError):  # the view refuses it: no allowance used
+        value = validate_email(value.strip(), check_deliverability=False).normalized
+    return hashed_key("address", mailbox_key(value[:320]))
 
 
 def _accepted(response: Response) -> bool:

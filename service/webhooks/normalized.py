@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from .. import untrusted_json
 
 HARD_BOUNCE = "hard_bounce"
 SOFT_BOUNCE = "soft_bounce"
@@ -51,7 +52,7 @@ class Event:
 
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return untrusted_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("the body is not JSON") from None
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,9 @@ ARGS = [
     "--no-first-run",
 ]
 HERE = Path(__file__).resolve().parent
+AXE_CORE = "4.14.1"  # pinned: a new axe-core brings new rules; .ci/run installs this one
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+AXE_PACKAGE = AXE.with_name("package.json")
 SERIOUS = ("serious", "critical")
 
 
@@ -36,25 +37,14 @@ def missing(what: str, fix: str) -> None:
 
 @pytest.fixture(scope="session")
 def axe_source() -> str:
-    """axe-core from npm, kept out of the repository (tests/browser/node_modules is ignored)."""
-    if not AXE.exists() and shutil.which("npm"):
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--prefix",
-                str(HERE),
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "axe-core@4",
-            ],
-            check=False,
-            capture_output=True,
-            timeout=300,
+    """axe-core from npm, the exact version .ci/run installs, kept out of the repository
+    (tests/browser/node_modules is ignored). Tests use it; they never install it."""
+    installed = json.loads(AXE_PACKAGE.read_text())["version"] if AXE_PACKAGE.exists() else None
+    if installed != AXE_CORE or not AXE.exists():
+        missing(
+            f"axe-core {AXE_CORE} (found: {installed or 'none'})",
+            f"npm install --prefix tests/browser --no-save axe-core@{AXE_CORE}",
         )
-    if not AXE.exists():
-        missing("axe-core", "npm install --prefix tests/browser --no-save axe-core@4")
     return AXE.read_text(encoding="utf-8")
 
 

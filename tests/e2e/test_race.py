@@ -1,26 +1,35 @@
-"""Two scheduler passes and four workers racing over 2,000 due emails on PostgreSQL."""
+"""Every claimant at once on PostgreSQL: each due email nudged by several producers, scheduler
+passes as Celery tasks and as `leadmagnet dispatch` processes, three workers. The passes' SKIP
+LOCKED hand-off gives each row to one of them; the nudges do not, so only the claim stands
+between the workers, the passes and a second send of the same email."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
+import redis
 from celery import Celery
 from sqlalchemy import insert, select
 
-from service.broker import DISPATCH, celery_config
+from service import create_app
+from service.broker import DISPATCH, celery_config, nudge
 from service.clock import utcnow
 from service.extensions import db
 from service.message import new_message_id
-from service.models import ScheduledEmail, Subscriber
+from service.models import DeliveryAttempt, ScheduledEmail, Subscriber
 from service.runtime import settings as app_settings
 from tests.conftest import SECRET, make_app
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
-DUE = 2000
+DUE = 500
+WORKERS = 3
+PRODUCERS = 3  # as three web processes would, each nudges every row
+PASSES = 2  # of each kind: Celery DISPATCH tasks and `leadmagnet dispatch` processes
 
 
 def make_due_rows(app, count: int) -> set[str]:
@@ -60,55 +69,85 @@ def make_due_rows(app, count: int) -> set[str]:
         return {r["message_id"] for r in rows}
 
 
+def broker_idle(url: str) -> bool:
+    """No task waiting and none taken but unfinished: with late acks, a task leaves
+    `unacked` only once it has run, so every send it made has arrived by then."""
+    queue = redis.Redis.from_url(url)
+    return queue.llen("celery") == 0 and queue.hlen("unacked") == 0
+
+
+def nudge_from_each_producer(settings: dict[str, str], ids: list[int]) -> None:
+    """Each producer (a web app of its own, with its own broker connection) nudges every
+    row, one row at a time from all of them: the nudges of one row follow each other in
+    the queue, so idle workers take them together."""
+    producers = [create_app(settings) for _ in range(PRODUCERS)]
+    for email_id in ids:
+        for app in producers:
+            nudge(app, [email_id])
+
+
 def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_db, smtpd):
-    broker = redis_db
     settings = {
         "DATABASE_URL": pg_database,
-        "REDIS_URL": broker,
+        "REDIS_URL": redis_db,
         "EMAIL_URL": smtpd.url,
         "SECRET_KEY": SECRET,
         "INSTANCE_PATH": str(tmp_path / "instance"),
     }
     app = make_app(settings)
     expected = make_due_rows(app, DUE)
+    with app.app_context():
+        ids = db.session.scalars(select(ScheduledEmail.id).order_by(ScheduledEmail.id)).all()
+    # As after a burst of signups the workers could not keep up with: every row nudged by
+    # each producer, with the beat's scheduler passes queued among the nudges.
+    half = len(ids) // 2
+    nudge_from_each_producer(settings, ids[:half])
+    producer = Celery(set_as_current=False)
+    producer.conf.update(celery_config(app_settings(app)))
+    for _ in range(PASSES):
+        producer.send_task(DISPATCH)
+    nudge_from_each_producer(settings, ids[half:])
     env = clean_env(**settings)
-    workers = [
-        start(
-            worker_command("-n", f"w{n}@%h", "--loglevel", "WARNING"),
-            env,
-            tmp_path,
-            tmp_path / f"worker{n}.log",
-        )
-        for n in range(4)
-    ]
+    procs = []
+    began = time.monotonic()
     try:
-        producer = Celery(set_as_current=False)
-        producer.conf.update(celery_config(app_settings(app)))
-        began = time.monotonic()
-        for _ in range(2):  # two scheduler passes at once, as two beats would start them
-            producer.send_task(DISPATCH)
+        # Then the workers and the `leadmagnet dispatch` processes all start at once.
+        for n in range(WORKERS):
+            args = worker_command("-n", f"w{n}@%h", "--loglevel", "WARNING")
+            procs.append(start(args, env, tmp_path, tmp_path / f"worker{n}.log"))
+        dispatch = [str(BIN / "leadmagnet"), "dispatch"]
         inline = [
-            start(
-                [str(BIN / "leadmagnet"), "dispatch"], env, tmp_path, tmp_path / f"dispatch{n}.log"
-            )
-            for n in range(2)
+            start(dispatch, env, tmp_path, tmp_path / f"dispatch{n}.log") for n in range(PASSES)
         ]
-        for proc in inline:
-            proc.wait(timeout=300)
-            assert proc.returncode == 0
-        wait_until(lambda: len(smtpd.received) >= DUE, 240, 0.5)
-        time.sleep(1)  # anything sent twice would arrive now
+        procs += inline
+        for n, proc in enumerate(inline):
+            assert proc.wait(timeout=120) == 0, (tmp_path / f"dispatch{n}.log").read_text()
+        assert wait_until(lambda: broker_idle(redis_db), 120, 0.2), "the workers drained"
         took = time.monotonic() - began
     finally:
-        for proc in workers:
+        for proc in procs:
             stop(proc)
-    ids = Counter(r.message["Message-ID"] for r in smtpd.received)
-    duplicates = {mid: n for mid, n in ids.items() if n > 1}
-    print(
-        f"{DUE} due, {len(smtpd.received)} received in {took:.1f}s, duplicates: {len(duplicates)}"
-    )
-    assert duplicates == {}
-    assert set(ids) == expected
+
+    arrivals = Counter(r.message["Message-ID"] for r in smtpd.received)
+    duplicates = {mid: n for mid, n in arrivals.items() if n > 1}
+    said = [(tmp_path / f"dispatch{n}.log").read_text() for n in range(PASSES)]
+    lost = [sum(int(n) for n in re.findall(r"(\d+) not-claimed", text)) for text in said]
+    won = [sum(int(n) for n in re.findall(r"(\d+) sent", text)) for text in said]
     with app.app_context():
-        guides = select(ScheduledEmail.status).where(ScheduledEmail.step_id == "guide")
-        assert Counter(db.session.scalars(guides)) == {"sent": DUE}
+        records = Counter(
+            db.session.scalars(
+                select(DeliveryAttempt.message_id).where(DeliveryAttempt.outcome == "sent")
+            )
+        )
+        statuses = Counter(db.session.scalars(select(ScheduledEmail.status)))
+    print(
+        f"\nrace: {DUE} due, {PRODUCERS * DUE} nudges, {PASSES} DISPATCH tasks, {PASSES} "
+        f"`leadmagnet dispatch` processes (sent {won}, lost {lost} claims), {WORKERS} workers; "
+        f"{len(smtpd.received)} received in {took:.1f}s, "
+        f"{len(duplicates)} duplicates ({sum(duplicates.values()) - len(duplicates)} extra sends)"
+    )
+    assert not duplicates, f"{len(duplicates)} emails arrived more than once"
+    assert sum(won) and sum(lost), "the dispatch processes both won and lost races"
+    assert set(arrivals) == expected
+    assert set(records) == expected and set(records.values()) == {1}, "recorded once each"
+    assert statuses["sent"] == DUE

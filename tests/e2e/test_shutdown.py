@@ -41,12 +41,13 @@ def test_sigterm_finishes_the_send_in_hand_and_leaves_the_rest_claimable(
         db.session.commit()
     redis_lib = __import__("redis")
     redis_lib.Redis.from_url(settings["REDIS_URL"]).flushdb()  # drop the signup nudges
-    smtpd.handler.stall = 2
+    smtpd.handler.hold()  # the first send waits inside DATA until the worker has the signal
+    log = tmp_path / "worker.log"
     worker = start(
         worker_command("--loglevel", "INFO"),
         clean_env(**settings),
         tmp_path,
-        tmp_path / "worker.log",
+        log,
     )
     try:
         from celery import Celery
@@ -54,26 +55,26 @@ def test_sigterm_finishes_the_send_in_hand_and_leaves_the_rest_claimable(
         producer = Celery(set_as_current=False)
         producer.conf.update(celery_config(app_settings(app)))
         producer.send_task(DELIVER_BATCH, args=[ids])
+        assert smtpd.handler.waiting.wait(60), log.read_text()[-2000:]
         with app.app_context():
-
-            def first_claimed() -> bool:
-                db.session.expire_all()
-                return db.session.get(ScheduledEmail, ids[0]).status == "sending"
-
-            assert wait_until(first_claimed, 20), (tmp_path / "worker.log").read_text()[-2000:]
+            statuses = [db.session.get(ScheduledEmail, i).status for i in ids]
+            assert statuses == ["sending"] + ["pending"] * 4, "the first in hand, inside DATA"
+            db.session.rollback()
         worker.send_signal(signal.SIGTERM)
         began = time.monotonic()
-        worker.wait(timeout=30)
+        assert wait_until(lambda: "Warm shutdown" in log.read_text(), 30), "took the signal"
+        smtpd.handler.release()
+        worker.wait(timeout=60)
         print(f"worker exited {worker.returncode} {time.monotonic() - began:.1f}s after SIGTERM")
         assert worker.returncode == 0
     finally:
+        smtpd.handler.release()
         stop(worker)
     assert [r.recipients for r in smtpd.received] == [["term0@example.com"]]
     with app.app_context():
         db.session.expire_all()
         rest = db.session.scalars(select(ScheduledEmail).where(ScheduledEmail.id.in_(ids[1:])))
         assert all(e.status == "pending" and e.queued_at is None for e in rest)
-    smtpd.handler.stall = 0
     dispatch = start(
         [str(BIN / "leadmagnet"), "dispatch"],
         clean_env(**settings),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from service.extensions import db
+from service.models import Subscriber, SubscriberStatus
 from tests.helpers import csrf_token, dispatch_inline, outbox_messages
 
 VOLATILE = {"Date", "Set-Cookie", "Vary"}
@@ -12,10 +16,20 @@ def answer(response) -> tuple:
     return response.status_code, headers, response.get_data()
 
 
-def unsubscribe(client, outbox, app) -> None:
+def unsubscribe(client, outbox, app, address: str) -> None:
+    """One-click unsubscribe from the guide's header, as a mail client does it (RFC 8058)."""
     dispatch_inline(app)
-    url = outbox_messages(outbox)[0]["List-Unsubscribe"].strip("<>")
-    client.post(url.removeprefix("https://news.example.org"))
+    [guide] = [m for m in outbox_messages(outbox) if m["To"].addresses[0].addr_spec == address]
+    url = guide["List-Unsubscribe"].strip("<>").removeprefix("https://news.example.org")
+    one_click = client.post(
+        url,
+        data=b"List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert one_click.status_code == 200, one_click.get_data(as_text=True)[:300]
+    with app.app_context():
+        status = db.session.scalars(select(Subscriber.status).where(Subscriber.email == address))
+        assert status.one() == SubscriberStatus.UNSUBSCRIBED
 
 
 def test_the_api_answers_new_active_and_unsubscribed_addresses_byte_for_byte_alike(
@@ -25,7 +39,7 @@ def test_the_api_answers_new_active_and_unsubscribed_addresses_byte_for_byte_ali
         return answer(client.post("/api/subscribe", json={"email": address, "consent": True}))
 
     post("old@example.com")
-    unsubscribe(client, outbox, app)
+    unsubscribe(client, outbox, app, "old@example.com")
     post("active@example.com")
     new, active, gone = post("new@example.com"), post("active@example.com"), post("old@example.com")
     assert new == active == gone
@@ -39,7 +53,7 @@ def test_the_form_answers_new_active_and_unsubscribed_addresses_alike_but_for_th
         return answer(client.post("/subscribe", data=data))
 
     post("old@example.com")
-    unsubscribe(client, outbox, app)
+    unsubscribe(client, outbox, app, "old@example.com")
     post("active@example.com")
     new, active, gone = post("new@example.com"), post("active@example.com"), post("old@example.com")
     assert new == active == gone

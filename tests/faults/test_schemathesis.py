@@ -20,7 +20,7 @@ def api_app(tmp_path_factory):
         {
             "INSTANCE_PATH": str(folder / "instance"),
             "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-            "SECRET_KEY": "schemathesis-secret-key-0123",
+            "SECRET_KEY": "schemathesis-key-7Gd2Kq9Vx4Lm8Rt3Wz6Yp",
             "EMAIL_URL": f"file://{folder / 'outbox'}",
             "RATELIMIT_ENABLED": "false",
         }

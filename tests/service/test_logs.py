@@ -129,3 +129,65 @@ def test_the_outbox_folder_is_not_logged_with_addresses(app, client, outbox, cap
     dispatch_inline(app)
     assert outbox_messages(outbox)
     assert "ann@example.com" not in capsys.readouterr().err
+
+
+# --- gunicorn's access lines carry no link tokens --------------------------------------------
+
+TOKEN = "eyJzIjoxN30.ZmFrZS10b2tlbi1mb3ItdGVzdHM"
+
+
+def gunicorn_access(glog, path: str, referer: str = "-") -> None:
+    """One access line, made by gunicorn's own Logger.access from the request's parts."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": path,
+        "PATH_INFO": path.split("?")[0],
+        "QUERY_STRING": path.partition("?")[2],
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        "HTTP_REFERER": referer,
+        "HTTP_USER_AGENT": "curl/8",
+    }
+    response = SimpleNamespace(status="200 OK", sent=512, headers=[("Content-Type", "text/html")])
+    request = SimpleNamespace(headers=[("HOST", "news.example.org"), ("REFERER", referer)])
+    glog.access(response, request, environ, timedelta(milliseconds=12))
+
+
+@pytest.fixture
+def gunicorn_logger(tmp_path):
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    # The request line, the path, the referer and a header, each of which may hold the link.
+    config.set("access_log_format", '%(h)s "%(r)s" %(s)s "%(f)s" %(U)s %({referer}i)s')
+    glog = Logger(config)
+    yield glog
+    for name in logs.GUNICORN_LOGGERS:  # their files are this test's
+        found = logging.getLogger(name)
+        for handler in [h for h in found.handlers if getattr(h, "_gunicorn", False)]:
+            found.removeHandler(handler)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize(
+    "path", [f"/unsubscribe/{TOKEN}", f"/guide/{TOKEN}?x=1", f"/confirm/{TOKEN}", f"/r/{TOKEN}"]
+)
+def test_access_lines_keep_the_path_but_not_the_token(
+    tmp_path, gunicorn_logger, log_format: str, path: str
+):
+    logs.configure(log_format)  # as the app factory does in each gunicorn worker
+    gunicorn_access(gunicorn_logger, path, referer=f"https://news.example.org{path}")
+    gunicorn_access(gunicorn_logger, "/admin/subscribers?page=2")
+    lines = (tmp_path / "access.log").read_text().splitlines()
+    assert len(lines) == 2, lines
+    if log_format == "json":
+        lines = [json.loads(line)["message"] for line in lines]
+    assert TOKEN not in lines[0]
+    where = path.split("/")[1]
+    assert lines[0].count(f"/{where}/[token]") == 4, lines[0]  # request, referer, path, header
+    assert '"GET /admin/subscribers?page=2 HTTP/1.1" 200' in lines[1]

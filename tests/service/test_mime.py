@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from service import runtime
 from service.dkim import DkimKey
 from service.emails import compose, links, render_for, smtp_address
-from service.message import new_message_id
+from service.message import new_message_id, one_line
 from service.mime import message_bytes, serialize_message
 from service.models import Purpose
 from service.rendering import RenderedEmail
@@ -85,7 +85,9 @@ NAMES = (
 def sample(app: Flask, step_id: str, purpose: str, name: str | None, email: str):
     """The rendered email and the arguments compose() passes to build_message()."""
     with app.app_context():
-        subscriber = SimpleNamespace(id=7, first_name=name, email=email, created_at=NOW)
+        subscriber = SimpleNamespace(
+            id=7, token_key="sample", first_name=name, email=email, created_at=NOW
+        )
         scheduled = SimpleNamespace(
             purpose=purpose, step_id=step_id, message_id=new_message_id(runtime.mail_from(app))
         )
@@ -98,7 +100,7 @@ def sample(app: Flask, step_id: str, purpose: str, name: str | None, email: str)
             "to_address": smtp_address(email),
             "to_name": name,
             "message_id": scheduled.message_id,
-            "unsubscribe_url": links(app, subscriber.id)["unsubscribe_url"],
+            "unsubscribe_url": links(app, subscriber)["unsubscribe_url"],
             "date": NOW,
             "sender": sender,
             "recipient": recipient,
@@ -117,9 +119,8 @@ def same_message(old: bytes | None, new: bytes, rendered: RenderedEmail, name: s
     part of their own, only the new ones are checked."""
     b = PARSER.parsebytes(new)
     assert b.keys() == HEADERS
-    assert display_name(new) == (name or "")
-    assert b["To"].addresses[0].addr_spec == b["To"].addresses[0].addr_spec
-    assert str(b["Subject"]) == rendered.subject
+    assert display_name(new) == one_line(name or "").strip()
+    assert str(b["Subject"]) == one_line(rendered.subject)
     new_parts = list(b.iter_parts())
     assert [part.get_content().replace("\r\n", "\n") for part in new_parts] == [
         as_lines(rendered.text),
@@ -129,8 +130,11 @@ def same_message(old: bytes | None, new: bytes, rendered: RenderedEmail, name: s
     a = PARSER.parsebytes(old) if old is not None else None
     if a is None or a.keys() != HEADERS or len(list(a.iter_parts())) != 2:
         return
-    for field in ("From", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post"):
+    for field in ("From", "Date", "Message-ID", "List-Unsubscribe"):
         assert str(b[field]) == str(a[field]), field
+    # message.py writes a leading space plain, and a parser drops it: the writer encodes it.
+    assert str(b["Subject"]).lstrip() == str(a["Subject"]).lstrip()
+    assert b["List-Unsubscribe-Post"] == a["List-Unsubscribe-Post"]
     assert b["To"].addresses[0].addr_spec == a["To"].addresses[0].addr_spec
     assert b.get_content_type() == a.get_content_type() == "multipart/alternative"
     for x, y in zip(a.iter_parts(), new_parts, strict=True):
@@ -249,20 +253,24 @@ def test_hostile_input_never_makes_a_header_or_a_part(name, subject):
             "text/html",
         ]
     msg = PARSER.parsebytes(data)
-    assert display_name(data) == name  # the input itself: nothing in it was decoded
+    # The input itself, nothing in it decoded; control characters and separators as spaces.
+    assert display_name(data) == one_line(name).strip()
     assert msg["To"].addresses[0].addr_spec == "sam@example.com"
-    assert str(msg["Subject"]) == subject
+    assert str(msg["Subject"]) == one_line(subject)
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.replace("\r\n", "\n") == as_lines(f"Hi {name}\n")
 
 
-@pytest.mark.parametrize("bad", ["Sam\r\nBcc: victim@example.org", "Sam\nX", "Sam\rX"])
-def test_a_line_break_in_a_name_or_subject_is_refused(bad):
-    args = writer_args()
-    with pytest.raises(ValueError, match="line break"):
-        message_bytes(RenderedEmail("s", "t", "h"), **args | {"to_name": bad})
-    with pytest.raises(ValueError, match="line break"):
-        message_bytes(RenderedEmail(bad, "t", "h"), **args)
+@pytest.mark.parametrize("bad", ["Sam\r\nBcc: victim@example.org", "Sam\nX", "Sam\rX\u2028"])
+def test_a_line_break_in_a_name_or_subject_is_written_as_a_space(bad):
+    """As message.py writes it: the signup form refuses such names, older rows may hold one."""
+    data = message_bytes(RenderedEmail(bad, "t", "h"), **writer_args() | {"to_name": bad})
+    well_formed(data)
+    msg = PARSER.parsebytes(data)
+    assert msg.keys() == HEADERS
+    spaced = re.sub(r"[\r\n\u2028]", " ", bad)
+    assert str(msg["Subject"]) == spaced
+    assert display_name(data) == spaced.strip()
 
 
 def writer_args() -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import time_machine
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
 from werkzeug.security import check_password_hash
 
 from service import owners
@@ -79,3 +81,35 @@ def test_list_shows_each_owner_and_their_last_login(app):
         "a@example.com\tcreated 2026-03-02 09:30 UTC\tlast login never",
         "b@example.com\tcreated 2026-03-02 09:30 UTC\tlast login 2026-03-02 09:30 UTC",
     ]
+
+
+def test_password_changes_an_owner_s_password_and_refuses_what_create_refuses(app):
+    runner = app.test_cli_runner()
+    stdin = ["admin", "password", "--password-stdin"]
+    missing = runner.invoke(args=[*stdin, "jo@example.com"], input=PASSWORD + "\n")
+    assert missing.exit_code == 1 and "there is no owner jo@example.com" in missing.output
+    with app.app_context():
+        owners.create("jo@example.com", PASSWORD)
+    short = runner.invoke(args=[*stdin, "jo@example.com"], input="short\n")
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    [owner] = stored(app)
+    assert check_password_hash(owner.password_hash, PASSWORD) and owner.session_generation == 0
+    asked = runner.invoke(
+        args=["admin", "password", "JO@example.com"], input="another password!\n" * 2
+    )
+    assert asked.exit_code == 0 and "another password!" not in asked.output
+    [owner] = stored(app)
+    assert check_password_hash(owner.password_hash, "another password!")
+    assert owner.session_generation == 1
+
+
+def test_the_session_generation_migration_goes_down_and_up(app):
+    directory = app.extensions["migrate"].directory
+    before = ScriptDirectory(directory).get_revision("0007").down_revision
+    with app.app_context():
+        owners.create("jo@example.com", PASSWORD)
+        db.session.remove()
+        downgrade(directory=directory, revision=before)
+        upgrade(directory=directory)
+    [owner] = stored(app)
+    assert owner.email == "jo@example.com" and owner.session_generation == 0

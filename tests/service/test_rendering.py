@@ -107,7 +107,8 @@ def test_every_email_is_complete_and_well_formed(render_app, step_id, purpose):
     lines = data.split(b"\r\n")
     assert b"\n" not in b"".join(lines), "a bare line feed in the message"
     assert max(len(line) for line in lines) <= 998
-    long_lines = [line for line in text.splitlines() if len(line) > 78]
+    # A link alone on its line cannot be wrapped (signed links outgrow 78 characters).
+    long_lines = [line for line in text.splitlines() if len(line) > 78 and not URL.fullmatch(line)]
     assert not long_lines
 
 
@@ -179,7 +180,8 @@ def test_long_names_are_wrapped_in_the_text_part(render_app):
     for step_id, purpose in CASES:
         _, _, msg = send_sample(render_app, step_id, purpose, first_name=name)
         text, _ = parts(msg)
-        assert max(len(line) for line in text.splitlines()) <= 78, step_id
+        prose = [line for line in text.splitlines() if not URL.fullmatch(line)]
+        assert max(len(line) for line in prose) <= 78, step_id
         assert name in " ".join(text.split())
 
 

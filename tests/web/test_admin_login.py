@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from werkzeug.security import generate_password_hash
 
 from service import owners
 from service.extensions import db
@@ -108,13 +107,39 @@ def test_signing_out_is_a_post_with_csrf_and_ends_the_session(app, client, owner
     assert client.get("/admin/").status_code == 302
 
 
-def test_a_stolen_cookie_stops_working_when_the_password_changes(app, client, owner):
+def copy_of_the_cookie(app, client):
+    """A second browser holding the same session cookie (copied, stolen)."""
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    return thief
+
+
+def test_signing_out_ends_a_copied_cookie_too(app, client, owner):
     sign_in_owner(app, client)
-    with app.app_context():
-        stored = db.session.query(Owner).one()
-        stored.password_hash = generate_password_hash("a brand new password", method="scrypt")
-        db.session.commit()
+    thief = copy_of_the_cookie(app, client)
+    assert thief.get("/admin/").status_code == 200
+    client.post("/logout", data={"csrf_token": token(client, "/admin/")})
+    assert thief.get("/admin/").status_code == 302
+    assert thief.get("/outbox").status_code == 404
+    # Signing in again makes a new session; the copy stays dead.
+    sign_in_owner(app, client)
+    assert client.get("/admin/").status_code == 200
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_a_new_password_ends_every_session(app, client, owner):
+    sign_in_owner(app, client)
+    thief = copy_of_the_cookie(app, client)
+    result = app.test_cli_runner().invoke(
+        args=["admin", "password", "Owner@Example.com", "--password-stdin"],
+        input="a brand new password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "every session of theirs has ended" in result.output
     assert client.get("/admin/").status_code == 302
+    assert thief.get("/admin/").status_code == 302
+    assert attempt(client, *OWNER).status_code == 422  # the old password is gone
+    assert attempt(client, OWNER[0], "a brand new password").status_code == 303
 
 
 def test_a_session_lasts_twelve_hours(app, client, owner):
@@ -134,6 +159,17 @@ def test_after_signing_in_only_admin_pages_of_this_site_are_a_destination(
 ):
     answer = attempt(client, *OWNER, next=target)
     assert answer.headers["Location"] == "/admin/"
+
+
+SPLIT = "/admin\r\nSet-Cookie: session=planted"
+
+
+def test_a_destination_with_a_line_break_is_a_bad_request(app, client, owner):
+    assert client.get("/login", query_string={"next": SPLIT}).status_code == 400
+    assert attempt(client, *OWNER, next=SPLIT).status_code == 400
+    sign_in_owner(app, client)
+    assert client.get("/login", query_string={"next": SPLIT}).status_code == 400
+    assert client.get("/login", query_string={"next": "/admin\u2028"}).status_code == 400
 
 
 def test_after_signing_in_the_page_asked_for_opens(app, client, owner):
@@ -156,23 +192,55 @@ def limited_app(env):
         db.engine.dispose()
 
 
-def test_ten_tries_a_minute_per_address(limited_app):
+def attempt_from(app, ip: str, email: str, password: str):
+    client = app.test_client()
+    where = {"REMOTE_ADDR": ip}
+    page = client.get("/login", environ_base=where).get_data(as_text=True)
+    data = {"csrf_token": CSRF.search(page).group(1), "email": email, "password": password}
+    return client.post("/login", data=data, environ_base=where)
+
+
+def test_wrong_passwords_from_elsewhere_do_not_lock_the_owner_out(limited_app):
     with limited_app.app_context():
         owners.create(*OWNER)
+    with time_machine.travel(START, tick=False):
+        # Someone who knows the owner's address: several clients, more wrong passwords than
+        # any one client may try.
+        for n in range(3):
+            for _ in range(5):
+                assert (
+                    attempt_from(limited_app, f"192.0.2.{n + 1}", OWNER[0], "x").status_code == 422
+                )
+        # The owner, from a client that has not failed: in at once.
+        assert (
+            attempt_from(limited_app, "198.51.100.7", "OWNER@example.com", OWNER[1]).status_code
+            == 303
+        )
+
+
+def test_five_failures_a_minute_for_one_address_from_one_client(limited_app):
+    with limited_app.app_context():
+        owners.create(*OWNER)
+    client = limited_app.test_client()
     with time_machine.travel(START, tick=False) as traveller:
-        for n in range(10):
-            client = limited_app.test_client()
-            address = {"REMOTE_ADDR": f"192.0.2.{n + 1}"}
-            page = client.get("/login", environ_base=address).get_data(as_text=True)
-            data = {"csrf_token": CSRF.search(page).group(1), "email": OWNER[0], "password": "x"}
-            assert client.post("/login", data=data, environ_base=address).status_code == 422
-        # From yet another address, and with the right password: this address is resting.
-        client = limited_app.test_client()
-        refused = attempt(client, "OWNER@example.com", OWNER[1])
+        for _ in range(5):
+            assert attempt(client, OWNER[0], "wrong password").status_code == 422
+        # Resting for this address, even with the right password (this client was guessing)...
+        refused = attempt(client, "Owner@Example.com", OWNER[1])
         assert refused.status_code == 429
-        assert attempt(client, "other@example.com", "x").status_code == 422
+        assert OWNER[0] not in refused.get_data(as_text=True)
+        # ...while this client may still try another address.
+        assert attempt(client, "someone-else@example.com", "x").status_code == 422
         traveller.shift(timedelta(minutes=1))
         assert attempt(client, *OWNER).status_code == 303
+
+
+def test_signing_in_successfully_uses_up_no_allowance(limited_app):
+    with limited_app.app_context():
+        owners.create(*OWNER)
+    with time_machine.travel(START, tick=False):
+        for _ in range(11):
+            assert attempt(limited_app.test_client(), *OWNER).status_code == 303
 
 
 def test_ten_tries_a_minute_per_client(limited_app):

@@ -107,10 +107,8 @@ def test_the_funnel_shows_confirmations_under_double_opt_in(env):
     assert api_signup(client, "doi@example.com").status_code == 202
     with app.app_context():
         person = db.session.scalar(select(Subscriber))
-        token = tokens.make_timed_token(
-            runtime.settings(app).secret_keys, tokens.CONFIRM, person.id
-        )
-    assert client.get(f"/confirm/{token}").status_code == 200
+        token = tokens.make_timed_token(runtime.settings(app).secret_keys, tokens.CONFIRM, person)
+    assert client.post(f"/confirm/{token}").status_code == 200
     body = signed_in(app, client, "/admin/")
     funnel = re.findall(r'funnel-count">(\d+)</span>\s*<span class="funnel-label">([^<]+)<', body)
     assert funnel[:2] == [("1", "Signed up"), ("1", "Confirmed")]
@@ -167,8 +165,8 @@ def test_a_timeline_holds_consent_evidence_emails_downloads_and_the_unsubscribe(
         person = db.session.scalar(select(Subscriber))
         email = db.session.scalar(select(ScheduledEmail))
         keys = runtime.settings(app).secret_keys
-        guide = tokens.make_token(keys, tokens.GUIDE, person.id)
-        leave = tokens.make_token(keys, tokens.UNSUBSCRIBE, person.id)
+        guide = tokens.make_token(keys, tokens.GUIDE, person)
+        leave = tokens.make_token(keys, tokens.UNSUBSCRIBE, person)
         person_id, message_id = person.id, email.message_id
     with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
         assert client.get(f"/guide/{guide}").status_code == 200
@@ -221,3 +219,20 @@ def test_the_sequence_page_previews_every_step_and_shows_the_check(app, client):
     assert f"sequence.toml: {len(steps)} steps" in body  # the check's own output
     assert "subscribers waiting for each step:" in body
     assert "default-src 'none'" in client.get("/admin/sequence").headers["Content-Security-Policy"]
+
+
+def test_a_page_number_that_is_not_one_is_a_bad_request(app, client):
+    sign_in_owner(app, client)
+    api_signup(client, "ann@example.com")
+    assert client.get("/admin/subscribers?page=1").status_code == 200
+    assert client.get("/admin/subscribers?page=9999").status_code == 200  # past the end: empty
+    for page in ("1e21", "10000000000000000000000", "0", "-1", "2.5", "", " 1", "\u0661"):
+        assert client.get("/admin/subscribers", query_string={"page": page}).status_code == 400, (
+            page
+        )
+
+
+def test_an_id_too_large_for_the_database_is_not_found(app, client):
+    sign_in_owner(app, client)
+    for subscriber_id in ("2147483648", "9223372036854775808", "9" * 30):
+        assert client.get(f"/admin/subscribers/{subscriber_id}").status_code == 404

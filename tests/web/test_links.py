@@ -169,7 +169,7 @@ def test_a_guide_token_does_not_unsubscribe(app: Flask, links: Links):
 @pytest.fixture
 def rotated_app(env: dict[str, str], app: Flask) -> Iterator[Flask]:
     """The same database and settings, with a new key in front of the old one."""
-    rotated = create_app({**env, "SECRET_KEY": f"newkey-0123456789abcdef,{SECRET}"})
+    rotated = create_app({**env, "SECRET_KEY": f"new-key-Xb7Qm2Vz9Kt4Lr8Wn3Hp6Js5Dc,{SECRET}"})
     rotated.config["TESTING"] = True
     yield rotated
     with rotated.app_context():

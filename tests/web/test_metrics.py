@@ -131,8 +131,8 @@ def test_an_unsubscribe_before_any_email_counts_under_none(app: Flask, client: F
     counts = Counts(client)
     api_signup(client, "cal@example.com")
     with app.app_context():
-        subscriber_id = db.session.query(Subscriber.id).scalar()
-        token = tokens.make_token((app.config["SECRET_KEY"],), tokens.UNSUBSCRIBE, subscriber_id)
+        subscriber = db.session.query(Subscriber).one()
+        token = tokens.make_token((app.config["SECRET_KEY"],), tokens.UNSUBSCRIBE, subscriber)
     assert client.post(f"/unsubscribe/{token}").status_code == 200
     assert counts.added("leadmagnet_unsubscribes_total", step="none") == 1
 

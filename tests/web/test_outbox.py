@@ -7,11 +7,22 @@ import os
 import re
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from service.settings import Settings, SettingsError
 from tests.conftest import make_app
-from tests.helpers import api_signup, dispatch_inline
+from tests.helpers import api_signup, dispatch_inline, sign_in_owner
 
 LINK = re.compile(r'href="/outbox/([^"]+)"')
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """The owner, signed in: the one who may read the outbox."""
+    owner = app.test_client()
+    sign_in_owner(app, owner)
+    return owner
 
 
 def deliver(app, client, email: str, first_name: str = "Sam") -> None:
@@ -87,16 +98,50 @@ def test_names_outside_the_listing_are_404(app, client, outbox, path):
 def test_with_smtp_the_outbox_pages_do_not_exist(env, outbox):
     app = make_app(env)
     client = app.test_client()
+    sign_in_owner(app, client)
     deliver(app, client, "sam@example.com")
     [name] = LINK.findall(client.get("/outbox").get_data(as_text=True))
 
     smtp_app = make_app({**env, "EMAIL_URL": "smtp://127.0.0.1:2525"})
     smtp_client = smtp_app.test_client()
+    sign_in_owner(smtp_app, smtp_client)
     assert smtp_client.get("/outbox").status_code == 404
     assert smtp_client.get(f"/outbox/{name}").status_code == 404
 
 
-def test_the_outbox_is_hidden_from_other_machines(app, client):
-    far = {"REMOTE_ADDR": "203.0.113.9"}
-    assert client.get("/outbox", environ_overrides=far).status_code == 404
-    assert client.get("/outbox", environ_overrides={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+def test_the_outbox_is_for_the_signed_in_owner_only(app, client):
+    deliver(app, client, "sam@example.com")
+    [name] = LINK.findall(client.get("/outbox").get_data(as_text=True))
+    stranger = app.test_client()  # on this very machine (127.0.0.1), not signed in
+    assert stranger.get("/outbox").status_code == 404
+    assert stranger.get(f"/outbox/{name}").status_code == 404
+    assert (
+        client.get(f"/outbox/{name}", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code
+        == 200
+    )
+
+
+def test_outbox_open_locally_lets_this_machine_in_and_nobody_else(env):
+    app = make_app({**env, "OUTBOX_OPEN_LOCALLY": "true"})
+    client = app.test_client()
+    for local in ("127.0.0.1", "::1"):
+        assert client.get("/outbox", environ_base={"REMOTE_ADDR": local}).status_code == 200
+    for far in ("203.0.113.9", "10.0.0.5"):
+        assert client.get("/outbox", environ_base={"REMOTE_ADDR": far}).status_code == 404
+
+
+def test_outbox_open_locally_is_refused_behind_a_proxy(env):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({**env, "OUTBOX_OPEN_LOCALLY": "true", "TRUSTED_PROXIES": "1"})
+    assert str(refused.value).startswith("leadmagnet: setting OUTBOX_OPEN_LOCALLY ")
+    assert "TRUSTED_PROXIES" in str(refused.value)
+
+
+@pytest.mark.parametrize("peer", ["203.0.113.9", "10.0.0.5"])
+def test_a_forwarded_loopback_address_does_not_open_the_outbox(env, peer):
+    # A client posing as this machine, reaching the app directly or through the proxy.
+    app = make_app({**env, "TRUSTED_PROXIES": "1"})
+    answer = app.test_client().get(
+        "/outbox", headers={"X-Forwarded-For": "127.0.0.1"}, environ_base={"REMOTE_ADDR": peer}
+    )
+    assert answer.status_code == 404

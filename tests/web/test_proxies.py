@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from service.extensions import db
 from service.models import ConsentRecord
+from service.settings import Settings, SettingsError
 from tests.conftest import make_app
 
 START = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
@@ -88,3 +89,49 @@ def test_only_the_trusted_number_of_hops_counts(env: dict[str, str]):
     )
     assert response.status_code == 202
     assert consent_ips(app) == ["203.0.113.7"]
+
+
+def test_a_client_reaching_the_app_directly_cannot_choose_its_address(behind_one_proxy: Flask):
+    # TRUSTED_PROXIES=1, but the app is reachable without the proxy too: a public peer's own
+    # X-Forwarded-For is ignored, so rotating it buys no fresh allowance.
+    def direct(n: int):
+        return behind_one_proxy.test_client().post(
+            "/api/subscribe",
+            json={"email": f"d{n}@example.com", "consent": True},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            environ_base={"REMOTE_ADDR": "203.0.113.50"},
+        )
+
+    with time_machine.travel(START, tick=False):
+        for n in range(30):
+            assert direct(n).status_code == 202
+        assert direct(99).status_code == 429
+    assert set(consent_ips(behind_one_proxy)) == {"203.0.113.50"}
+
+
+def test_trusted_proxy_addresses_names_where_the_proxies_are(env: dict[str, str]):
+    app = make_app(
+        {**env, "TRUSTED_PROXIES": "1", "TRUSTED_PROXY_ADDRESSES": "198.51.100.0/24, 2001:db8::1"}
+    )
+
+    for peer, seen in [
+        ("198.51.100.20", "203.0.113.7"),
+        ("::ffff:198.51.100.20", "203.0.113.7"),  # a dual-stack listener's IPv4 peer
+        ("2001:db8::1", "203.0.113.7"),
+        (PROXY, PROXY),  # 10.0.0.5: private, but not in the list given
+    ]:
+        response = app.test_client().post(
+            "/api/subscribe",
+            json={"email": f"{len(consent_ips(app))}@example.com", "consent": True},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+            environ_base={"REMOTE_ADDR": peer},
+        )
+        assert response.status_code == 202
+        assert consent_ips(app)[-1] == seen, peer
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "proxy.internal", "10.0.0.5, nope"])
+def test_a_malformed_trusted_proxy_address_is_named(env: dict[str, str], value: str):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({**env, "TRUSTED_PROXY_ADDRESSES": value})
+    assert str(refused.value).startswith("leadmagnet: setting TRUSTED_PROXY_ADDRESSES ")

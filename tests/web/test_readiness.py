@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import stamp
 
+from service.readiness import MAIL_PROBE_TTL
 from tests.conftest import free_port, make_app
+from tests.smtp import RecordingSMTPServer
+
+START = datetime(2027, 5, 3, 8, 0, tzinfo=UTC)
 
 
 def ready(app: Flask):
@@ -24,7 +32,7 @@ def test_ready_when_every_part_answers(client):
         "status": "ok",
         "database": "ok",
         "broker": "ok",
-        "smtp": "ok",
+        "email": "ok",
         "migrations": "ok",
     }
 
@@ -33,13 +41,38 @@ def test_an_smtp_server_that_answers_is_ready(env: dict[str, str], smtpd):
     assert ready(make_app({**env, "EMAIL_URL": smtpd.url})).status_code == 200
 
 
-def test_an_smtp_server_that_is_not_there_is_named(env: dict[str, str]):
-    response = ready(make_app({**env, "EMAIL_URL": f"smtp://127.0.0.1:{free_port()}"}))
+def test_an_smtp_server_that_is_not_there_is_named_and_only_named(
+    env: dict[str, str], caplog: pytest.LogCaptureFixture
+):
+    port = free_port()
+    with caplog.at_level(logging.WARNING, logger="service.readiness"):
+        response = ready(make_app({**env, "EMAIL_URL": f"smtp://127.0.0.1:{port}"}))
     assert response.status_code == 503
-    body = response.get_json()
-    assert body["status"] == "unavailable"
-    assert set(body["failing"]) == {"smtp"}
-    assert "unreachable" in body["failing"]["smtp"]
+    assert response.get_json() == {"status": "unavailable", "failing": {"email": "unreachable"}}
+    # Which server, and why, is for the operator's log, not for anonymous callers.
+    assert str(port) not in response.get_data(as_text=True)
+    assert f"mail server 127.0.0.1:{port} unreachable: ConnectionRefusedError" in caplog.text
+
+
+def test_a_flood_of_readiness_probes_opens_one_smtp_session_per_few_seconds(env: dict[str, str]):
+    port = free_port()
+    app = make_app({**env, "EMAIL_URL": f"smtp://127.0.0.1:{port}"})
+    client = app.test_client()
+    with time_machine.travel(START, tick=False) as traveller:
+        assert client.get("/readyz").status_code == 503  # nothing listens yet
+        server = RecordingSMTPServer(port=port)
+        server.start()
+        try:
+            # Within the probe's lifetime the last answer stands: no new session was opened
+            # (one would have found the server).
+            for _ in range(20):
+                assert client.get("/readyz").status_code == 503
+            traveller.shift(MAIL_PROBE_TTL + timedelta(seconds=1))
+            answer = client.get("/readyz")
+            assert answer.status_code == 200
+            assert json.loads(answer.get_data())["email"] == "ok"
+        finally:
+            server.stop()
 
 
 def test_an_outbox_that_cannot_be_written_is_named(env: dict[str, str], tmp_path: Path):
@@ -47,7 +80,8 @@ def test_an_outbox_that_cannot_be_written_is_named(env: dict[str, str], tmp_path
     blocker.write_text("not a folder")  # even root cannot make a folder inside a file
     response = ready(make_app({**env, "EMAIL_URL": f"file://{blocker / 'outbox'}"}))
     assert response.status_code == 503
-    assert set(response.get_json()["failing"]) == {"smtp"}
+    assert response.get_json()["failing"] == {"email": "unreachable"}
+    assert str(tmp_path) not in response.get_data(as_text=True)
 
 
 @pytest.fixture

@@ -96,6 +96,7 @@ def test_link_pages_send_no_referrer_and_one_click_still_works(
 
 
 def test_pages_with_their_own_policy_keep_it(app: Flask, client: FlaskClient, outbox):
+    sign_in_owner(app, client)  # the outbox is the owner's
     api_signup(client, "ann@example.com")
     dispatch_inline(app)
     listing = client.get("/outbox")
@@ -107,7 +108,6 @@ def test_pages_with_their_own_policy_keep_it(app: Flask, client: FlaskClient, ou
     assert message.status_code == 200
     assert message.headers["Content-Security-Policy"] == listing.headers["Content-Security-Policy"]
 
-    sign_in_owner(app, client)
     for path in ("/admin/", "/admin/subscribers", "/admin/sequence"):
         page = client.get(path)
         assert page.status_code == 200, path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,14 @@ from service.extensions import db
 from service.models import ConsentRecord, Purpose, ScheduledEmail, Subscriber
 from service.unsubscribe import unsubscribe
 from tests.conftest import make_app
-from tests.helpers import api_signup, csrf_token, dispatch_inline, outbox_messages, submit_form
+from tests.helpers import (
+    api_signup,
+    csrf_token,
+    dispatch_inline,
+    outbox_messages,
+    parts,
+    submit_form,
+)
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 OVER_16_KIB = 16 * 1024 + 1
@@ -177,6 +185,17 @@ def test_malformed_json_answers_400(app: Flask, client: FlaskClient, body: str):
     assert subscribers(app) == 0
 
 
+NESTED = "[" * 14_000  # deeper than the parser's recursion limit, well under 16 KiB
+
+
+@pytest.mark.parametrize("body", [NESTED, '{"email": ' + NESTED], ids=["array", "in-object"])
+def test_deeply_nested_json_answers_400(app: Flask, client: FlaskClient, body: str):
+    response = client.post("/api/subscribe", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the body is not valid JSON"}
+    assert subscribers(app) == 0
+
+
 @pytest.mark.parametrize(
     "payload",
     [["ann@example.com"], "ann@example.com", None, 1],
@@ -278,8 +297,8 @@ def test_an_active_subscriber_gets_the_guide_again_at_most_once_a_day_without_re
         assert db.session.scalars(select(Subscriber.status)).one() == "active"
 
 
-def test_an_unsubscribed_person_who_signs_up_again_is_active_with_a_new_consent_record(
-    app: Flask, client: FlaskClient
+def test_an_unsubscribed_person_who_signs_up_again_waits_for_the_confirmation_link(
+    app: Flask, client: FlaskClient, outbox: Path
 ):
     assert api_signup(client, "ann@example.com").status_code == 202
     dispatch_inline(app)
@@ -287,16 +306,78 @@ def test_an_unsubscribed_person_who_signs_up_again_is_active_with_a_new_consent_
         subscriber_id = db.session.scalars(select(Subscriber.id)).one()
         unsubscribe(subscriber_id, RequestMeta("test", None, None, None))
     assert submit_form(client, email="ann@example.com").status_code == 303
+    assert dispatch_inline(app) == ["sent"]
+    [_, confirmation] = outbox_messages(outbox)
+    assert confirmation["Subject"] == "Confirm your email to get your free guide"
     with app.app_context():
         subscriber = db.session.get(Subscriber, subscriber_id)
-        assert subscriber.status == "active"
-        assert subscriber.unsubscribed_at is None
+        assert subscriber.status == "pending"
         actions = db.session.scalars(
             select(ConsentRecord.action)
             .where(ConsentRecord.subscriber_id == subscriber_id)
             .order_by(ConsentRecord.id)
         ).all()
     assert actions == ["consent", "withdrawal", "consent"]
+
+
+CONFIRM_PATH = re.compile(r"https://news\.example\.org(/confirm/\S+)")
+
+
+def confirm_path(outbox: Path) -> str:
+    """The link of the latest confirmation email."""
+    confirmations = [m for m in outbox_messages(outbox) if m["Subject"].startswith("Confirm")]
+    return CONFIRM_PATH.search(parts(confirmations[-1])[0]).group(1)  # type: ignore[union-attr]
+
+
+def person(app: Flask, address: str = "ann@example.com") -> Subscriber:
+    with app.app_context():
+        return db.session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
+
+
+@pytest.mark.parametrize("double_opt_in", ["false", "true"], ids=["direct", "double-opt-in"])
+def test_signing_up_again_renames_nobody(env: dict[str, str], outbox: Path, double_opt_in: str):
+    """Anyone can type anyone's address: a repeat signup of an active subscriber keeps
+    their name and time zone, and answers exactly what a new address gets."""
+    app = make_app({**env, "DOUBLE_OPT_IN": double_opt_in})
+    client = app.test_client()
+    with time_machine.travel(START, tick=False) as traveller:
+        new = api_signup(client, "ann@example.com", first_name="Ann", time_zone="Europe/Paris")
+        dispatch_inline(app)
+        if double_opt_in == "true":
+            assert app.test_client().post(confirm_path(outbox)).status_code == 200
+            dispatch_inline(app)
+        traveller.shift(timedelta(hours=25))
+        again = api_signup(
+            client, "ann@example.com", first_name="Mallory", time_zone="America/New_York"
+        )
+        assert submit_form(client, email="ann@example.com", first_name="Mallory").status_code == 303
+        assert again.get_data() == new.get_data()
+        dispatch_inline(app)
+    ann = person(app)
+    assert (ann.first_name, ann.time_zone, ann.status) == ("Ann", "Europe/Paris", "active")
+    guide = outbox_messages(outbox)[-1]
+    assert guide["Subject"] == "Ann, your free guide is here"
+    assert guide["To"].addresses[0].display_name == "Ann"
+
+
+def test_a_new_name_takes_effect_when_the_confirmation_link_is_followed(
+    env: dict[str, str], outbox: Path
+):
+    app = make_app({**env, "DOUBLE_OPT_IN": "true"})
+    client = app.test_client()
+    with time_machine.travel(START, tick=False) as traveller:
+        api_signup(client, "ann@example.com", first_name="Ann")
+        traveller.shift(timedelta(hours=25))
+        api_signup(client, "ann@example.com", first_name="Annie", time_zone="Europe/Oslo")
+        dispatch_inline(app)
+        assert (person(app).first_name, person(app).time_zone) == ("Ann", None)
+        page = app.test_client().get(confirm_path(outbox))
+        assert "<strong>Annie</strong>" in page.get_data(as_text=True)  # what they confirm
+        assert person(app).first_name == "Ann"
+        assert app.test_client().post(confirm_path(outbox)).status_code == 200
+        dispatch_inline(app)
+    assert (person(app).first_name, person(app).time_zone) == ("Annie", "Europe/Oslo")
+    assert outbox_messages(outbox)[-1]["Subject"] == "Annie, your free guide is here"
 
 
 # --- rate limits ---------------------------------------------------------------------------
@@ -324,6 +405,29 @@ def test_one_address_is_limited_to_5_accepted_signups_an_hour(limited_app: Flask
         assert api_signup(client, "bea@example.com").status_code == 202
         traveller.shift(timedelta(hours=1))
         assert api_signup(client, "ann@example.com").status_code == 202
+
+
+def test_the_address_limit_counts_the_mailbox_not_the_spelling(limited_app: Flask, outbox: Path):
+    """victim+1@ to victim+6@ reach one inbox: the sixth is refused, and no email goes for it."""
+    client = limited_app.test_client()
+    spellings = [
+        "victim+1@gmail.com",
+        "Vic.Tim+2@gmail.com",
+        "v.i.c.t.i.m@googlemail.com",
+        "VICTIM+4@gmail.com",
+        "victim+5@gmail.com",
+    ]
+    with time_machine.travel(START, tick=False) as traveller:
+        for address in spellings:
+            assert api_signup(client, address).status_code == 202
+        assert api_signup(client, "victim+6@gmail.com").status_code == 429
+        assert submit_form(client, email="victim@gmail.com").status_code == 429
+        assert api_signup(client, "other+1@gmail.com").status_code == 202
+        dispatch_inline(limited_app)
+        traveller.shift(timedelta(hours=1))
+        assert api_signup(client, "victim+6@gmail.com").status_code == 202
+    guides = [m["To"].addresses[0].addr_spec for m in outbox_messages(outbox)]
+    assert sorted(guides) == sorted([*spellings, "other+1@gmail.com"])  # each as typed
 
 
 def test_one_client_ip_is_limited_to_30_accepted_signups_a_minute(limited_app: Flask):
@@ -368,4 +472,6 @@ def test_oversized_and_malformed_bodies_keep_their_answers_with_rate_limits_on(l
     assert broken.status_code == 400
     listed = client.post("/api/subscribe", json=["ann@example.com"])
     assert listed.status_code == 400
+    nested = client.post("/api/subscribe", data=NESTED, content_type="application/json")
+    assert nested.status_code == 400
     assert subscribers(limited_app) == 0

@@ -189,6 +189,8 @@ REFUSED_NAMES = {
     "bidi-override": "Zoë\u202eevil",
     "line-separator": "Zoë\u2028May",
     "escape-character": "Zoë\x1b[31m",
+    "encoded-word": "=?utf-8?q?Zo=C3=AB?=",
+    "encoded-word-start-only": "Zoë =?",
 }
 ACCEPTED_NAMES = {
     "100-characters": "n" * 100,
@@ -197,6 +199,7 @@ ACCEPTED_NAMES = {
     "quotes": 'Zoë "the coach" O\'Neil',
     "emoji": "Zoë 💪🏽",
     "rtl-script": "زينب",
+    "equals-and-question-mark-apart": "Q&A? = Zoë",
 }
 
 
@@ -211,6 +214,25 @@ def test_a_bad_first_name_is_an_error_on_first_name_at_both_endpoints(
     assert form.status_code == 422
     assert 'id="first_name-error"' in form.get_data(as_text=True)
     assert stored_emails(app) == []
+
+
+def test_an_encoded_word_in_a_first_name_is_refused_with_a_clear_message(client: FlaskClient):
+    api = api_signup(client, "named@example.com", first_name="=?utf-8?b?Wm/Dqw==?=")
+    assert api.get_json()["errors"] == {"first_name": 'The first name must not contain "=?".'}
+
+
+def test_a_lone_surrogate_in_json_is_an_error_on_first_name_not_a_500(
+    app: Flask, client: FlaskClient
+):
+    """JSON can carry "\\ud800", which is no character: no database can store it."""
+    body = '{"email": "s@example.com", "first_name": "Eve\\ud800", "consent": true}'
+    response = client.post("/api/subscribe", data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert set(response.get_json()["errors"]) == {"first_name"}
+    body = '{"email": "s@example.com", "page": "https://x.example/\\ud800", "consent": true}'
+    response = client.post("/api/subscribe", data=body, content_type="application/json")
+    assert response.status_code == 202
+    assert stored_emails(app) == ["s@example.com"]
 
 
 @pytest.mark.parametrize("name", ACCEPTED_NAMES.values(), ids=ACCEPTED_NAMES.keys())

@@ -29,6 +29,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from service.confirm import confirm
+from service.consent import RequestMeta
 from service.extensions import db
 from service.models import EmailStatus, ScheduledEmail, Subscriber, WebhookEvent
 from service.settings import Settings, SettingsError
@@ -810,6 +812,10 @@ def test_signing_up_again_after_soft_bounces_starts_the_count_afresh(
         webhook.send("soft", n)
     assert state(app).status == "bounced"
     assert api_signup(client, ANN, first_name="Ann").status_code == 202
+    assert state(app).status == "pending"  # back only through the confirmation link
+    with app.app_context():
+        person = db.session.scalar(select(Subscriber))
+        confirm(person.id, RequestMeta("test", None, None, None))
     assert state(app).status == "active"
     webhook.send("soft", 5)
     assert state(app).status == "active"
@@ -976,3 +982,37 @@ def test_lists_where_words_belong_are_no_500(client: FlaskClient, keys: Keys):
     data = {**MAILGUN_FAILED, "severity": ["permanent"], "recipient": "someone@example.net"}
     body = json.dumps({"signature": mailgun_signature(MAILGUN_KEY), "event-data": data})
     assert Webhook("mailgun", client, keys).post(body.encode(), {}).status_code == 200
+
+
+# --- bodies nested too deep for the parser ---------------------------------------------------
+
+DEEP = b"[" * 14_000
+
+
+@pytest.mark.parametrize("provider", ["postmark", "sendgrid"])
+def test_where_the_proof_is_outside_the_body_it_is_checked_before_parsing(
+    client: FlaskClient, keys: Keys, provider: str
+):
+    headers = (
+        {"X-Postmark-Token": "not-the-postmark-token"}
+        if provider == "postmark"
+        else sendgrid_headers(keys, DEEP, "bad")
+    )
+    assert Webhook(provider, client, keys).post(DEEP, headers).status_code == 403
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_body_nested_too_deep_is_400(client: FlaskClient, keys: Keys, provider: str):
+    # Mailgun and SNS sign fields inside the body: it is parsed first, and safely.
+    headers = {
+        "postmark": {"X-Postmark-Token": POSTMARK_TOKEN},
+        "sendgrid": sendgrid_headers(keys, DEEP),
+    }.get(provider, {})
+    response = Webhook(provider, client, keys).post(DEEP, headers)
+    assert response.status_code == 400
+    assert "JSON" in response.get_json()["error"]
+
+
+def test_a_signed_ses_notice_nested_too_deep_is_400(client: FlaskClient, keys: Keys):
+    envelope = sns_message(keys, DEEP.decode(), "deep-1")
+    assert Webhook("ses", client, keys).post(json.dumps(envelope).encode(), {}).status_code == 400
