@@ -1,6 +1,12 @@
-"""bench/delivery: 5,000 due emails through one Celery worker process (claim, re-check,
-render, send, record) against the bare pipeline (same renderer, same SMTP client over one
-reused connection; no database, no Celery), both to an SMTP server that discards.
+"""bench/delivery: due emails through one Celery worker process (claim, re-check, render,
+send, record) against the bare loop (the same renderer and MIME, SMTP over one connection;
+no database, no Celery), in alternating rounds, all to an SMTP server in a process of its
+own that notes each Message-ID. A second bare loop builds the bytes with our MIME writer
+(service/sending/mime.py) instead of EmailMessage: the ceiling once the writer is wired in.
+
+Every round must deliver each of its messages exactly once: a missing, failed or repeated
+email, or a worker round that does not finish within the cap, fails the run (exit 1)
+instead of printing a rate.
 
 Run: .venv/bin/python -m bench.delivery   (PostgreSQL and Redis on this machine)
 """
@@ -8,6 +14,8 @@ Run: .venv/bin/python -m bench.delivery   (PostgreSQL and Redis on this machine)
 from __future__ import annotations
 
 import os
+import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,24 +27,37 @@ from celery import Celery
 from flask_migrate import upgrade
 from sqlalchemy import func, insert, select, text
 
-from bench.common import create_scratch_database, drop_scratch_database, free_port, header, verdict
+from bench.common import (
+    create_scratch_database,
+    drop_scratch_database,
+    fail,
+    free_port,
+    header,
+    private_redis_db,
+    verdict,
+    wait_for_port,
+)
+from bench.sink import arrived
 from service import create_app
 from service.core.broker import DISPATCH, celery_config
 from service.core.extensions import db
-from service.core.models import ScheduledEmail, Subscriber
-from service.core.settings import settings_of
-from service.sending.compose import compose, render_for
+from service.core.models import EmailStatus, ScheduledEmail, Subscriber
+from service.sending.compose import compose, links, render_for, smtp_address
 from service.sending.context import for_app
 from service.sending.message import new_message_id
-from service.sending.transport import SmtpTransport
+from service.sending.mime import serialize_message
+from service.sending.sequence_sync import sync_if_changed
+from service.sending.transport import serialize
 
-BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-COUNT = int(os.environ.get("BENCH_EMAILS", "5000"))
+COUNT = int(os.environ.get("BENCH_EMAILS", "2000"))  # per round
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CAP = 600  # seconds a worker round may take
 GOAL = 0.6
+STEP = "knees-over-toes"
 
 
-def fill(app, count: int) -> None:
+def fill(app, count: int) -> set[str]:
+    """`count` subscribers with one email due each; returns their Message-IDs."""
     now = datetime.now(UTC) - timedelta(minutes=1)
     with app.app_context():
         db.session.execute(text("TRUNCATE subscriber, scheduled_email RESTART IDENTITY CASCADE"))
@@ -56,46 +77,113 @@ def fill(app, count: int) -> None:
             ],
         )
         ids = db.session.scalars(select(Subscriber.id)).all()
+        message_ids = [new_message_id(for_app(app).sender) for _ in ids]
         db.session.execute(
             insert(ScheduledEmail),
             [
                 {
                     "subscriber_id": i,
-                    "step_id": "knees-over-toes",
+                    "step_id": STEP,
                     "purpose": "drip",
                     "status": "pending",
                     "anchor_at": now,
                     "due_at": now,
                     "attempts": 0,
                     "created_at": now,
-                    "message_id": new_message_id("x@bench.example"),
+                    "message_id": message_id,
                 }
-                for i in ids
+                for i, message_id in zip(ids, message_ids, strict=True)
             ],
         )
         db.session.commit()
+    return set(message_ids)
 
 
-def bare_pipeline(app, count: int, smtp_url) -> float:
-    """Render, build and send `count` messages in a loop: the ceiling for this machine."""
+def bare_loop(app, count: int, sink: Path, writer: bool) -> float:
+    """Render, build and send `count` messages in a loop: the ceiling for this machine.
+    Message-IDs are made before the clock starts, as the scheduler makes them."""
     with app.app_context():
-        email = db.session.scalars(select(ScheduledEmail)).first()
-        subscriber = db.session.get(Subscriber, email.subscriber_id)
-        transport = SmtpTransport(smtp_url)
+        subscriber = db.session.scalars(select(Subscriber)).first()
         ctx = for_app(app)
-        began = time.perf_counter()
-        for _ in range(count):
-            rendered = render_for(ctx, email, subscriber)
-            msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-            transport.send(msg, sender, recipient)
+        sender = ctx.sender
+        envelope = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender
+        recipient = smtp_address(subscriber.email)
+        emails = [
+            ScheduledEmail(purpose="drip", step_id=STEP, message_id=new_message_id(sender))
+            for _ in range(count)
+        ]
+        url = ctx.settings.email_url
+        before = arrived(sink)
+        with smtplib.SMTP(url.host, url.port) as conn:
+            began = time.perf_counter()
+            for email in emails:
+                rendered = render_for(ctx, email, subscriber)
+                if writer:
+                    data = serialize_message(
+                        rendered,
+                        mail_from=sender,
+                        to_address=recipient,
+                        to_name=subscriber.first_name,
+                        message_id=email.message_id,
+                        unsubscribe_url=links(ctx.settings, subscriber)["unsubscribe_url"],
+                        date=datetime.now(UTC),
+                        sender=envelope,
+                        recipient=recipient,
+                    )
+                else:
+                    msg, envelope, recipient = compose(ctx, email, subscriber, rendered)
+                    data = serialize(msg, envelope, recipient)
+                conn.sendmail(envelope, [recipient], data)
+            took = time.perf_counter() - began
+    check_arrivals(sink, before, {email.message_id for email in emails}, "bare loop")
+    return count / took
+
+
+def worker_round(app, producer: Celery, count: int, sink: Path) -> float:
+    expected = fill(app, count)
+    before = arrived(sink)
+    began = time.perf_counter()
+    producer.send_task(DISPATCH)
+    this_step = ScheduledEmail.step_id == STEP  # not the next steps the worker schedules
+    with app.app_context():
+        done = 0
+        while done < count and time.perf_counter() - began < CAP:
+            time.sleep(0.2)
+            closed = ScheduledEmail.status.not_in(EmailStatus.OPEN)
+            done = db.session.scalar(select(func.count()).where(this_step, closed)) or 0
+            db.session.rollback()
         took = time.perf_counter() - began
-        transport.close()
-        return count / took
+        statuses = dict(
+            db.session.execute(
+                select(ScheduledEmail.status, func.count())
+                .where(this_step)
+                .group_by(ScheduledEmail.status)
+            ).all()
+        )
+        db.session.rollback()
+    if statuses.get("sent", 0) != count:
+        fail(
+            f"worker round: {statuses} after {took:.0f} s (cap {CAP} s) of {count} emails: "
+            "no rate is printed for a round that did not send them all"
+        )
+    check_arrivals(sink, before, expected, "worker round")
+    return count / took
 
 
-def worker_pipeline(app, env: dict, count: int) -> tuple[float, float]:
-    fill(app, count)
-    worker = subprocess.Popen(
+def check_arrivals(sink: Path, before, expected: set[str], what: str) -> None:
+    new = arrived(sink) - before
+    missing = expected - set(new)
+    twice = {message_id: n for message_id, n in new.items() if n > 1}
+    strangers = set(new) - expected
+    if missing or twice or strangers:
+        fail(
+            f"{what}: {len(missing)} of {len(expected)} emails missing, {len(twice)} arrived "
+            f"more than once, {len(strangers)} not sent by this round"
+        )
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
             "-A",
@@ -110,76 +198,84 @@ def worker_pipeline(app, env: dict, count: int) -> tuple[float, float]:
         ],
         env=env,
     )
-    try:
-        time.sleep(3)  # let it connect before the clock starts
-        producer = Celery(set_as_current=False)
-        producer.conf.update(celery_config(settings_of(app)))
-        began = time.perf_counter()
-        producer.send_task(DISPATCH)
-        with app.app_context():
-            sent = 0
-            while sent < count and time.perf_counter() - began < 600:
-                time.sleep(0.2)
-                sent = (
-                    db.session.scalar(select(func.count()).where(ScheduledEmail.status == "sent"))
-                    or 0
-                )
-                db.session.rollback()
-        took = time.perf_counter() - began
-        rss = subprocess.run(
-            ["ps", "-o", "rss=", "-p", str(worker.pid)], capture_output=True, text=True
-        ).stdout.strip()
-        return sent / took, int(rss or 0) / 1024
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+
+
+def wait_for_worker(producer: Celery, worker: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and worker.poll() is None:
+        if producer.control.ping(timeout=1.0):
+            return
+    fail("the Celery worker did not answer a ping within 60 s")
 
 
 def main() -> None:
     port = free_port()
-    sink = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{port}",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-        ]
-    )
+    log = Path(tempfile.mkdtemp(prefix="bench-delivery-")) / "arrived.txt"
+    sink = subprocess.Popen([sys.executable, "-m", "bench.sink", str(port), str(log)])
+    wait_for_port(port)
     database_url = create_scratch_database()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS,
-        "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
-        "EMAIL_URL": f"smtp://127.0.0.1:{port}",
-        "INSTANCE_PATH": tempfile.mkdtemp(),
-    }
+    worker = None
     try:
-        import redis
-
-        redis.Redis.from_url(REDIS).flushdb()
-        app = create_app(env)
-        with app.app_context():
-            upgrade(directory=app.extensions["migrate"].directory)
-        fill(app, 10)
-        header(f"bench/delivery ({COUNT} emails, PostgreSQL + Redis, SMTP sink)")
-        bare = bare_pipeline(app, COUNT, settings_of(app).email_url)
-        ours, rss = worker_pipeline(app, env, COUNT)
-        print(f"bare pipeline (render + MIME + SMTP, one connection): {bare:7.0f} emails/s")
-        print(f"one Celery worker (claim, re-check, render, send, record): {ours:7.0f} emails/s")
-        print(
-            f"ratio worker / bare: {ours / bare:.2f}  ({verdict(ours / bare, GOAL, at_least=True)})"
-        )
-        print(f"worker RSS after the run: {rss:.0f} MB")
-        with app.app_context():
-            db.engine.dispose()
+        with private_redis_db() as redis_url:
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+                "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+                "INSTANCE_PATH": tempfile.mkdtemp(),
+            }
+            app = create_app(env)
+            with app.app_context():
+                upgrade(directory=app.extensions["migrate"].directory)
+            producer = Celery(set_as_current=False)
+            producer.conf.update(celery_config(for_app(app).settings))
+            worker = start_worker(env)
+            wait_for_worker(producer, worker)
+            with app.app_context():  # record the sequence file, as the first pass would
+                sync_if_changed(for_app(app))
+            fill(app, 10)
+            bare_loop(app, 50, log, writer=False)  # warm: templates compiled, shapes inlined
+            bare_loop(app, 50, log, writer=True)
+            run(app, producer, worker, log)
+            with app.app_context():
+                db.engine.dispose()
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         sink.terminate()
+        sink.wait(timeout=30)
         drop_scratch_database(database_url)
+
+
+def run(app, producer: Celery, worker: subprocess.Popen, log: Path) -> None:
+    header(
+        f"bench/delivery ({ROUNDS} alternating rounds of {COUNT} emails each; "
+        "PostgreSQL + Redis, SMTP sink in its own process)"
+    )
+    bare, fast, ours = [], [], []
+    for _ in range(ROUNDS):
+        bare.append(bare_loop(app, COUNT, log, writer=False))
+        fast.append(bare_loop(app, COUNT, log, writer=True))
+        ours.append(worker_round(app, producer, COUNT, log))
+    rss = subprocess.run(
+        ["ps", "-o", "rss=", "-p", str(worker.pid)], capture_output=True, text=True
+    ).stdout.strip()
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
+    ratio_fast = statistics.median(o / f for o, f in zip(ours, fast, strict=True))
+
+    def rates(values: list[float]) -> str:
+        each = ", ".join(f"{value:.0f}" for value in values)
+        return f"{statistics.median(values):5.0f} emails/s (rounds: {each})"
+
+    print(f"bare loop (render + EmailMessage + SMTP):  {rates(bare)}")
+    print(f"bare loop (render + our MIME writer + SMTP): {rates(fast)}")
+    print(f"one Celery worker (claim, re-check, render, send, record): {rates(ours)}")
+    print(f"all {3 * ROUNDS * COUNT} emails arrived once each; none failed")
+    print(f"ratio worker / bare loop: {ratio:.2f}  ({verdict(ratio, GOAL, at_least=True)})")
+    print(f"ratio worker / bare loop with our MIME writer: {ratio_fast:.2f}")
+    print(f"worker RSS after the run: {int(rss or 0) / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

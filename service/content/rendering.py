@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, StrictUndefined, select_autoescape
+
+from .inlining import ScanningLoader, placeholder, render_inlined
 
 BLANK_LINES = re.compile(r"\n{3,}")
 TEXT_WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD stay within 78 characters
@@ -24,9 +25,11 @@ class RenderedEmail:
 
 @lru_cache(maxsize=4)
 def email_environment(templates_dir: Path) -> Environment:
-    """The worker's own environment: HTML autoescaped even though it is not Flask's."""
+    """The worker's own environment: HTML autoescaped even though it is not Flask's; its
+    loader and `finalize` let the HTML be inlined once per template shape (see inlining)."""
     return Environment(
-        loader=FileSystemLoader(str(templates_dir)),
+        loader=ScanningLoader(str(templates_dir)),
+        finalize=placeholder,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -35,22 +38,15 @@ def email_environment(templates_dir: Path) -> Environment:
     )
 
 
-@lru_cache(maxsize=1)
-def _inliner() -> css_inline.CSSInliner:
-    # Media queries (dark mode, narrow screens) cannot be inlined: keep the <style> too.
-    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
-
-
 def render_email(template: str, context: dict, templates_dir: Path) -> RenderedEmail:
     """Render `<template>/{subject.txt,body.txt,body.html}` with the given context."""
     env = email_environment(templates_dir)
     subject = env.get_template(f"{template}/subject.txt").render(context)
     text = env.get_template(f"{template}/body.txt").render(context)
-    html = env.get_template(f"{template}/body.html").render(context)
     return RenderedEmail(
         subject=" ".join(subject.split()),
         text=wrap_text(BLANK_LINES.sub("\n\n", text).strip()) + "\n",
-        html=_inliner().inline(html),
+        html=render_inlined(env, f"{template}/body.html", context),
     )
 
 
