@@ -118,6 +118,8 @@ class Settings:
     metrics_token: str | None = None
     metrics_port: int | None = None
     log_format: str = "json"
+    # Links in sequence emails go through /r/<token>, which counts the click (README: Clicks).
+    track_clicks: bool = True
 
     @property
     def templates_dir(self) -> Path:
@@ -191,6 +193,7 @@ class Settings:
             metrics_token=_shared_secret("METRICS_TOKEN", _get(env, "METRICS_TOKEN")),
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
+            track_clicks=_boolean(env, "TRACK_CLICKS", True),
         )
         secret_keys = _secret_keys(env, instance, embedded, create_instance)
         if database_raw is None and not create_instance:

@@ -10,6 +10,7 @@ from ..content.sequence import Sequence
 from ..core import tokens
 from ..core.models import Purpose, ScheduledEmail, Subscriber
 from ..core.settings import Settings
+from .click_links import track_clicks
 from .context import Context
 from .message import build_message
 
@@ -81,7 +82,7 @@ def compose(
     """The message and its envelope (sender, recipient), dated now."""
     recipient = smtp_address(subscriber.email)
     msg = build_message(
-        rendered,
+        track_clicks(ctx.settings, email, rendered),
         mail_from=ctx.sender,
         to_address=recipient,
         to_name=subscriber.first_name,
