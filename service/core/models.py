@@ -107,6 +107,15 @@ class SuppressionReason(StrEnum):
     ERASED = "erased"
 
 
+class Automated(StrEnum):
+    """Why a click looks like a machine's (security scanners open every link of a message
+    seconds after delivery, with a browser's user agent, so the agent proves nothing)."""
+
+    HEAD = "head"  # a HEAD request: a link checker, never a person's browser
+    PREFETCH = "prefetch"  # fetched ahead of a click (Sec-Purpose, Purpose or X-Moz)
+    BURST = "burst"  # one of 3+ distinct links of one email hit within 2 seconds
+
+
 class EventKind(StrEnum):
     """What a mail provider's webhook reported."""
 
@@ -258,6 +267,29 @@ class DeliveryAttempt(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     email: Mapped[ScheduledEmail] = relationship(back_populates="deliveries")
+
+
+class Click(Model):
+    """One hit on a link's click redirect: which email, whose, which link, when, and why it
+    looks automated (None: nothing says so). Deleted after 13 months (housekeeping)."""
+
+    __tablename__ = "click"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("scheduled_email.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    # The email's step, copied: the figures group clicks without reading scheduled_email.
+    step_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))  # scheme and host lower-cased, no #fragment
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    automated: Mapped[str | None] = mapped_column(String(16))  # head | prefetch | burst
+
+    __table_args__ = (
+        Index("ix_click_email_at", "email_id", "at"),  # the burst check, and the cascade
+        Index("ix_click_subscriber", "subscriber_id"),  # forgetting a person
+        Index("ix_click_at", "at"),  # the 13-month purge
+        Index("ix_click_step", "step_id", "subscriber_id"),  # the figures
+    )
 
 
 class SequenceState(Model):

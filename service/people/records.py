@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from ..core.addresses import email_key
 from ..core.extensions import db
 from ..core.models import (
+    Click,
     ConsentAction,
     ConsentRecord,
     DeliveryAttempt,
@@ -61,6 +62,7 @@ def describe(ctx: Context, subscriber: Subscriber) -> dict:
         },
         "consents": [_consent(c) for c in subscriber.consents],
         "emails": [_email(e) for e in subscriber.emails],
+        "clicks": [_click(c) for c in _clicks(subscriber.id)],
     }
 
 
@@ -99,9 +101,26 @@ def _attempt(attempt: DeliveryAttempt) -> dict:
     }
 
 
+def _clicks(subscriber_id: int) -> list[Click]:
+    return list(
+        db.session.scalars(
+            select(Click).where(Click.subscriber_id == subscriber_id).order_by(Click.id)
+        )
+    )
+
+
+def _click(click: Click) -> dict:
+    return {
+        "at": _iso(click.at),
+        "step": click.step_id,
+        "url": click.url,
+        "automated": click.automated,
+    }
+
+
 def forget(ctx: Context, subscriber: Subscriber) -> None:
     """Erase the person; only a keyed hash stays, so they get no email until they consent
-    again. Consent records, emails and the delivery log go with the subscriber row."""
+    again. Consent records, emails, the delivery log and clicks go with the subscriber row."""
     suppress(ctx, subscriber.email, SuppressionReason.ERASED)
     db.session.delete(subscriber)
     db.session.commit()

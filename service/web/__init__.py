@@ -5,6 +5,7 @@ from flask import Flask
 from . import (
     admin,
     api,
+    clicks,
     cors,
     embed,
     errors,
@@ -24,7 +25,7 @@ from .context import current
 
 
 def register(app: Flask) -> None:
-    for module in (signup, api, openapi, links, health, metrics, webhooks, outbox):
+    for module in (signup, api, openapi, links, clicks, health, metrics, webhooks, outbox):
         app.register_blueprint(module.bp)
     for module in (login, admin, embed):  # the owner's view and the embeddable form
         app.register_blueprint(module.bp)

@@ -43,6 +43,8 @@ class Policy:
 POLICIES = {
     "default": Policy(),
     "token_pages": Policy(referrer="no-referrer"),
+    # The click redirect: each hit must reach us (no cache), and its token go no further.
+    "redirects": Policy(referrer="no-referrer", no_store=True),
     "login": Policy(csp=LOGIN_CSP, no_store=True),
     "admin": Policy(csp=PREVIEW_CSP, no_store=True),
     "outbox": Policy(csp=OUTBOX_CSP, referrer="no-referrer", no_store=True),
@@ -52,6 +54,7 @@ POLICIES = {
 # The policy of each blueprint; any other answer (errors before routing too) gets "default".
 BLUEPRINTS = {
     "links": "token_pages",
+    "clicks": "redirects",
     "login": "login",
     "admin": "admin",
     "outbox": "outbox",
