@@ -38,4 +38,4 @@ def register(celery: Celery, flask_app: Flask) -> None:
 
     @celery.task(name=HOUSEKEEPING)
     def run_housekeeping() -> int:
-        return housekeeping.purge_unconfirmed(for_app(flask_app))
+        return housekeeping.run(for_app(flask_app))

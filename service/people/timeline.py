@@ -15,7 +15,7 @@ CONSENT_TITLES = {
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    kind: str  # consent | email | download
+    kind: str  # consent | email | download | click
     title: str
     detail: dict = field(default_factory=dict)  # the piece of describe() it comes from
 
@@ -31,9 +31,15 @@ def _email_title(email: dict) -> str:
     return f"{what}: {email['status']}"
 
 
+def _click_title(click: dict) -> str:
+    if click["automated"]:
+        return f"A link in “{click['step']}” opened by a machine ({click['automated']})"
+    return f"Clicked a link in “{click['step']}”"
+
+
 def timeline(described: dict) -> list[Entry]:
     """Consents and withdrawals with their evidence, every email with its delivery attempts,
-    and the guide downloads, oldest first."""
+    the guide downloads and the clicks, oldest first."""
     entries = [
         Entry(_when(c["at"]), c["action"], CONSENT_TITLES.get(c["action"], c["action"]), c)
         for c in described["consents"]
@@ -48,5 +54,7 @@ def timeline(described: dict) -> list[Entry]:
     if downloads["count"] > 1 and downloads["last_at"] != downloads["first_at"]:
         title = f"Downloaded the guide again ({downloads['count']} downloads in all)"
         entries.append(Entry(_when(downloads["last_at"]), "download", title))
+    for click in described.get("clicks", ()):
+        entries.append(Entry(_when(click["at"]), "click", _click_title(click), click))
     # sorted() is stable: at equal times, consents come before the email they caused.
     return sorted(entries, key=lambda entry: entry.at)
