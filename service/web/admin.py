@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from flask import (
     Blueprint,
     abort,
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from ..core.clock import utcnow
 from ..core.extensions import csrf, db
 from ..core.models import Subscriber, SubscriberStatus
-from ..insights import stats
+from ..insights import clicks, stats
 from ..insights.chart import bar_chart
 from ..people import records
 from ..people.timeline import timeline
@@ -96,6 +98,8 @@ def dashboard() -> ResponseReturnValue:
         chart=bar_chart(days),
         funnel=stats.funnel(sequence, settings.double_opt_in),
         steps=stats.step_figures(sequence),
+        clicks=defaultdict(clicks.ClickFigures, clicks.per_step()),
+        track_clicks=settings.track_clicks,
         inbox=stats.time_to_inbox(now, sequence),
         oldest=stats.oldest_due_unsent(now),
         snippet=snippet(settings.public_url, sequence.consent.text, settings.double_opt_in),
@@ -157,5 +161,10 @@ def sequence() -> ResponseReturnValue:
     previews = [render_preview(ctx, name) for name in names(ctx)]
     steps = {step.id: step for step in ctx.content.steps}
     return render_template(
-        "admin/sequence.html", previews=previews, steps=steps, check_ok=ok, check_lines=lines
+        "admin/sequence.html",
+        previews=previews,
+        steps=steps,
+        check_ok=ok,
+        check_lines=lines,
+        clicks=defaultdict(clicks.ClickFigures, clicks.per_step()),
     )
