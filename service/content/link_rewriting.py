@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from html import escape, unescape
 
-from .rendering import RenderedEmail, wrap_text
+from .rendering import TEXT_WIDTH, RenderedEmail, wrap_text
 
 # The HTML is css-inline's serializer output, which quotes every attribute value with `"`
 # and escapes `"` inside it: attributes can be read without a parser. Only <a> and <area>
@@ -45,12 +45,19 @@ def rewrite_links(rendered: RenderedEmail, replacement: Replacement) -> Rendered
         found = new(url)
         return match.group(0) if found is None else found + tail
 
-    text = TEXT_URL.sub(text_url, rendered.text)
     return replace(
         rendered,
         html=HREF.sub(href, rendered.html),
-        # A longer link may push its line past 78 characters: only such lines are rewrapped.
-        text=wrap_text(text) if text != rendered.text else text,
+        text=_rewrapped(TEXT_URL.sub(text_url, rendered.text)),
+    )
+
+
+def _rewrapped(text: str) -> str:
+    """A longer link may push a line of prose past 78 characters: such lines are wrapped
+    again (a link alone on its line stays: it cannot be broken)."""
+    return "\n".join(
+        wrap_text(line) if len(line) > TEXT_WIDTH and " " in line.strip() else line
+        for line in text.split("\n")
     )
 
 

@@ -10,6 +10,7 @@ and the URL's bytes, a dot, HMAC-SHA1 (itsdangerous' Signer, which tries every k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from itsdangerous import BadData, Signer
@@ -32,6 +33,7 @@ class Unverified:
     signature: str
 
 
+@lru_cache(maxsize=4096)  # the links of a content version, asked for in every message
 def trackable(url: str) -> bool:
     """A link a click token may lead to: http(s), a host, plain printable ASCII (it goes
     into a Location header as it is), not too long. Anything else is left as written."""
@@ -49,6 +51,7 @@ def trackable(url: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=8)
 def _signer(secret_keys: tuple[str, ...]) -> Signer:
     # SECRET_KEY lists the newest first; itsdangerous signs with the last of its list.
     return Signer(list(reversed(secret_keys)), salt=SALT)
