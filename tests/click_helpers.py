@@ -1,6 +1,7 @@
 """Emails with links of every kind, for the click tests: a copy of the shipped templates
-whose guide email links out (three pages, with a query, a fragment and a > in an attribute),
-and links that must never be tracked."""
+whose guide email links out (three pages, with a query, a fragment and a > in an attribute,
+and one of our own pages) beside links that must never be tracked, and whose confirmation
+email links to the shop too."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ def linking_templates(folder: Path) -> Path:
     html, text = folder / "guide" / "body.html", folder / "guide" / "body.txt"
     html.write_text(html.read_text().replace("<p>Talk soon,", HTML_LINKS + "<p>Talk soon,"))
     text.write_text(text.read_text().replace("Talk soon,", TEXT_LINKS + "\nTalk soon,"))
+    confirm_html, confirm_text = folder / "confirm" / "body.html", folder / "confirm" / "body.txt"
+    confirm_html.write_text(
+        confirm_html.read_text().replace(
+            "<p>{{ sender_name }}", f'<p><a href="{SHOP}">Shop</a></p>\n<p>{{{{ sender_name }}}}'
+        )
+    )
+    confirm_text.write_text(
+        confirm_text.read_text().replace("{{ sender_name }}", f"{SHOP}\n\n{{{{ sender_name }}}}")
+    )
     return folder / DEFAULT_SEQUENCE_FILE.name
 
 

@@ -32,7 +32,7 @@ from tests.click_helpers import (
     tracked_paths,
 )
 from tests.conftest import PUBLIC_URL
-from tests.helpers import api_signup, dispatch_inline, outbox_messages
+from tests.helpers import api_signup, dispatch_inline, outbox_messages, parts
 from tests.sending.test_dkim import dkim_env, dns_for, key_pair  # noqa: F401 - a fixture
 
 OWN_TOKEN_LINK = re.compile(re.escape(PUBLIC_URL) + r"/(unsubscribe|guide)/[\w.-]+")
@@ -82,8 +82,10 @@ def test_the_confirmation_email_is_not_tracked(env, tmp_path, outbox):
     assert api_signup(app.test_client(), "cat@example.com").status_code == 202
     assert dispatch_inline(app) == ["sent"]
     [msg] = outbox_messages(outbox)
-    assert f"{PUBLIC_URL}/confirm/" in msg.as_string()
-    assert f"{PUBLIC_URL}/r/" not in msg.as_string()
+    text, html = parts(msg)
+    assert f'href="{SHOP}"' in html and SHOP in text
+    assert f"{PUBLIC_URL}/confirm/" in text
+    assert f"{PUBLIC_URL}/r/" not in text + html
 
 
 class Structure(HTMLParser):

@@ -300,7 +300,7 @@ def forged_tokens(sent: Sent) -> dict[str, str]:
         "unknown-key": click_tokens.make((OTHER_KEY,), sent.email_id, sent.message_id, BLOG),
         "other-row": click_tokens.make((SECRET,), sent.email_id, "<someone-else@x>", BLOG),
         "no-such-row": click_tokens.make((SECRET,), sent.email_id + 999, sent.message_id, BLOG),
-        "huge-id": click_tokens.make((SECRET,), 2**40, sent.message_id, BLOG),
+        "huge-id": click_tokens.make((SECRET,), 2**33, sent.message_id, BLOG),
         "javascript": click_tokens.make(
             (SECRET,), sent.email_id, sent.message_id, "javascript:alert(1)"
         ),
@@ -387,7 +387,12 @@ URL_CHARACTERS = "".join(chr(c) for c in range(0x21, 0x7F))
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    host=st.text(URL_CHARACTERS, min_size=1, max_size=30),
+    # Host-ish characters most of the time: dots, ports, brackets and user parts are where
+    # parsers disagree.
+    host=st.one_of(
+        st.text("ab1.-_:[]@%x", min_size=1, max_size=12),
+        st.text(URL_CHARACTERS, min_size=1, max_size=30),
+    ),
     rest=st.text(URL_CHARACTERS, max_size=60),
 )
 def test_every_link_a_token_may_carry_redirects_cleanly(clicks_app, client, sent, host, rest):
