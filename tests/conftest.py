@@ -215,3 +215,58 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if REQUIRE_SERVICES and skipped and session.exitstatus == 0:
         reporter.write_line(f"{len(skipped)} test(s) skipped while LEADMAGNET_REQUIRE_SERVICES=1")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto's, in a thread), one per test session: its URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+
+
+def s3_client(endpoint: str):
+    """A boto3 client of the test server, to look at a bucket behind the store's back."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def s3_env(endpoint: str, bucket: str, prefix: str = "files") -> dict[str, str]:
+    """The settings that keep uploaded files in `bucket` on the test's S3 server."""
+    return {
+        "STORAGE_URL": f"s3://{bucket}/{prefix}",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        **S3_KEYS,
+    }
+
+
+@pytest.fixture(params=["folder", "s3"])
+def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for each store: the folder (the default: nothing to set), or a bucket of
+    this test's own on the session's S3 server."""
+    if request.param == "folder":
+        return {}
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return s3_env(endpoint, new_bucket(endpoint))
+
+
+def new_bucket(endpoint: str) -> str:
+    """A bucket of the caller's own on the test server: its name."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_client(endpoint).create_bucket(Bucket=name)
+    return name

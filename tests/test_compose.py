@@ -85,10 +85,15 @@ def test_every_service_has_a_healthcheck(services):
         assert check["test"] != ["NONE"], f"{name} disables its healthcheck"
 
 
-def test_exactly_one_beat(services):
+def test_beats_stand_by_for_each_other(services):
+    """Beats run as a service of their own, more than one: the one holding the scheduler lock
+    (PostgreSQL's, worker/scheduler.py) sends the passes, so losing one loses none."""
     beats = [name for name, svc in services.items() if {"beat", "-B", "--beat"} & set(command(svc))]
     assert beats == ["beat"]
-    assert services["beat"]["deploy"]["replicas"] == 1
+    assert command(services["beat"])[:4] == ["celery", "-A", "worker", "beat"]
+    assert services["beat"]["deploy"]["replicas"] >= 2
+    database = interpolate(str(services["beat"]["environment"]["DATABASE_URL"]), env_example())
+    assert database.startswith("postgresql://"), "the scheduler lock is PostgreSQL's"
 
 
 def test_app_services_share_one_image(services):

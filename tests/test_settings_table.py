@@ -42,6 +42,7 @@ MALFORMED = [
     ("METRICS_PORT", "metrics"),
     ("METRICS_TOKEN", "short"),
     ("LOG_FORMAT", "xml"),
+    ("STORAGE_URL", "ftp://files.example.com"),
 ]
 
 

@@ -19,6 +19,8 @@ from service.core.settings import settings_of
 from service.insights.scrape import registry
 from service.sending.context import transport_of
 
+from .scheduler import LockedScheduler
+
 log = logging.getLogger(__name__)
 
 
@@ -30,8 +32,13 @@ def bind(flask_app: Flask) -> Celery:
             with flask_app.app_context():
                 return self.run(*args, **kwargs)
 
+    settings = settings_of(flask_app)
     celery = Celery("leadmagnet", task_cls=FlaskTask)
-    celery.conf.update(celery_config(settings_of(flask_app)))
+    celery.conf.update(celery_config(settings))
+    if not settings.database_url.startswith("sqlite"):
+        # Any number of beats may run; the one holding the scheduler lock sends. (SQLite is
+        # one machine's database: its one beat needs no lock.)
+        celery.conf.beat_scheduler = partial(LockedScheduler, settings=settings)
     flask_app.extensions["celery"] = celery
     from . import tasks
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flask import Flask
 from sqlalchemy.engine import make_url
@@ -36,6 +36,15 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 # Peers whose X-Forwarded-* headers count (with TRUSTED_PROXIES): where proxies live.
 PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 DATABASE_FILE = "leadmagnet.sqlite3"  # the embedded default's database, in the instance folder
+FILES_FOLDER = "files"  # uploaded files (guides) in the instance folder, without STORAGE_URL
+# A storage key or an S3 prefix: "/"-separated names of safe characters, none starting with a
+# dot (so never "." or ".."), no empty name (so never absolute): never a path a caller chose.
+STORAGE_PATH = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,7}"
+)
+# S3's rules for bucket names: 3-63 lowercase letters, digits, dots and hyphens.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+STORAGE_URL_PARAMETERS = ("endpoint_url", "region")
 
 
 # Where the app factory keeps the settings it read: settings_of(app) reads them back.
@@ -80,6 +89,23 @@ class EmailUrl:
 
 
 @dataclass(frozen=True)
+class StorageUrl:
+    """Where uploaded files are kept: a folder, or a bucket of an S3-compatible store. The
+    endpoint, region and keys are None when unset: boto3 then looks for them its own way
+    (AWS_DEFAULT_REGION, ~/.aws, an instance role)."""
+
+    scheme: str  # "file" or "s3"
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting the service reads, in one place (README's table mirrors this)."""
 
@@ -98,6 +124,7 @@ class Settings:
     guide_file: Path | None
     guide_url: str | None
     send_lease: float
+    storage_url: StorageUrl
     embedded: bool = field(default=False)
     dkim: DkimKey | None = field(default=None)
     # Bounce and complaint webhooks: each provider is enabled by its key (see webhooks/).
@@ -172,6 +199,7 @@ class Settings:
             guide_file=_optional_file(env, "GUIDE_FILE"),
             guide_url=_optional_http_url(env, "GUIDE_URL"),
             send_lease=_positive_number(env, "SEND_LEASE", 300),
+            storage_url=_storage_url(env, instance),
             embedded=embedded,
             dkim=_dkim(env),
             ses_topic_arn=_sns_topic_arn(_get(env, "SES_TOPIC_ARN")),
@@ -405,6 +433,90 @@ def _optional_http_url(env: Mapping[str, str], name: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(name, f"must be an http(s) URL, not {raw!r}")
     return raw
+
+
+def _storage_url(env: Mapping[str, str], instance: Path) -> StorageUrl:
+    """Only the shape is judged here: the start never waits for the store (/readyz asks it)."""
+    raw = _get(env, "STORAGE_URL")
+    if raw is None:
+        return StorageUrl(scheme="file", path=instance / FILES_FOLDER)
+    parts = urlsplit(raw)
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return StorageUrl(scheme="file", path=Path(unquote(parts.path)))
+    if parts.scheme != "s3":
+        raise SettingsError(
+            "STORAGE_URL",
+            f"must be s3://bucket[/prefix] or file:///folder (a full path), not {parts.scheme}:",
+        )
+    if "@" in parts.netloc:
+        raise SettingsError(
+            "STORAGE_URL", "must not hold keys: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if not BUCKET_NAME.fullmatch(parts.netloc):
+        raise SettingsError(
+            "STORAGE_URL", f"names no valid bucket (3-63 of a-z 0-9 . -): {parts.netloc!r}"
+        )
+    prefix = parts.path.strip("/")
+    if prefix and not STORAGE_PATH.fullmatch(prefix):
+        raise SettingsError(
+            "STORAGE_URL", f"has a prefix of other characters than A-Z a-z 0-9 . _ -: {prefix!r}"
+        )
+    query = _storage_url_query(parts.query)
+    key_id, secret = _aws_keys(env)
+    return StorageUrl(
+        scheme="s3",
+        bucket=parts.netloc,
+        prefix=prefix,
+        endpoint_url=_endpoint_url(query, env),
+        region=_region(query, env),
+        access_key_id=key_id,
+        secret_access_key=secret,
+        session_token=_get(env, "AWS_SESSION_TOKEN"),
+    )
+
+
+def _storage_url_query(query: str) -> dict[str, str]:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    for name in names:
+        if name not in STORAGE_URL_PARAMETERS or names.count(name) > 1:
+            raise SettingsError(
+                "STORAGE_URL",
+                f"takes endpoint_url= and region= once each after ?, not {name!r}",
+            )
+    return {name: value.strip() for name, value in pairs}
+
+
+def _endpoint_url(query: dict[str, str], env: Mapping[str, str]) -> str | None:
+    """The URL's ?endpoint_url= wins over AWS_ENDPOINT_URL: it is this store's own."""
+    name, raw = "STORAGE_URL", query.get("endpoint_url")
+    if raw is None:
+        name, raw = "AWS_ENDPOINT_URL", _get(env, "AWS_ENDPOINT_URL")
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(name, f"needs an http(s) endpoint like http://minio:9000, not {raw!r}")
+    return raw
+
+
+def _region(query: dict[str, str], env: Mapping[str, str]) -> str | None:
+    name, raw = "STORAGE_URL", query.get("region")
+    if raw is None:
+        name, raw = "AWS_REGION", _get(env, "AWS_REGION")
+    if raw is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", raw):
+        raise SettingsError(name, f"needs a region like eu-west-1, not {raw!r}")
+    return raw
+
+
+def _aws_keys(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Both keys or neither: with one alone, boto3 would sign with whatever else it finds."""
+    key_id, secret = _get(env, "AWS_ACCESS_KEY_ID"), _get(env, "AWS_SECRET_ACCESS_KEY")
+    if (key_id is None) != (secret is None):
+        missing = "AWS_SECRET_ACCESS_KEY" if secret is None else "AWS_ACCESS_KEY_ID"
+        given = "AWS_ACCESS_KEY_ID" if secret is None else "AWS_SECRET_ACCESS_KEY"
+        raise SettingsError(missing, f"is required when {given} is set")
+    return key_id, secret
 
 
 def _existing_file(name: str, raw: str) -> Path:

@@ -1,4 +1,5 @@
-"""What readiness asks beyond liveness: can mail leave, and is the schema the code's."""
+"""What readiness asks beyond liveness: can mail leave, do the stored files answer, and is the
+schema the code's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import smtplib
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from alembic.script import ScriptDirectory
@@ -14,6 +16,7 @@ from flask import Flask
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..content.storage import storage_problem
 from ..core.clock import utcnow
 from ..core.extensions import db
 from ..core.file_modes import PRIVATE_FOLDER
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 VERSION_TABLE = "alembic_version"
 SMTP_TIMEOUT = 3  # seconds per step: a probe that hangs would hang the orchestrator's check
 # /readyz is anonymous: however often it is asked, a process opens at most one SMTP session
-# in this long, and the others get the last answer.
+# (or asks the file store once) in this long, and the others get the last answer.
 MAIL_PROBE_TTL = timedelta(seconds=5)
 _probing = threading.Lock()
 
@@ -32,15 +35,24 @@ _probing = threading.Lock()
 def mail(app: Flask) -> str | None:
     """What is wrong with the way out for mail, or None; probed at most once per
     MAIL_PROBE_TTL per process, and logged when a probe finds a problem."""
+    return _cached(app, "leadmagnet.mail_probe", _probe_mail)
+
+
+def storage(app: Flask) -> str | None:
+    """What keeps the file store (STORAGE_URL) from answering, or None; cached like mail."""
+    return _cached(app, "leadmagnet.storage_probe", lambda app: storage_problem(settings_of(app)))
+
+
+def _cached(app: Flask, name: str, probe: Callable[[Flask], str | None]) -> str | None:
     with _probing:  # the requests that arrive during a probe wait for its answer
-        last = app.extensions.get("leadmagnet.mail_probe")
+        last = app.extensions.get(name)
         now = utcnow()
         if last is not None and abs(now - last[0]) < MAIL_PROBE_TTL:
             return last[1]
-        problem = _probe_mail(app)
+        problem = probe(app)
         if problem:
             log.warning("readiness: %s", problem)
-        app.extensions["leadmagnet.mail_probe"] = (now, problem)
+        app.extensions[name] = (now, problem)
         return problem
 
 

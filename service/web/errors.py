@@ -1,4 +1,5 @@
-"""Error answers: JSON under /api, a page elsewhere, and 503 (never 500) for a lost database."""
+"""Error answers: JSON under /api, a page elsewhere, and 503 (never 500) for a lost database
+or file store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, SecurityError
 
+from ..content.storage import StorageError
 from ..core.extensions import db
 from ..core.settings import settings_of
 
@@ -58,6 +60,11 @@ def register(app: Flask) -> None:
     def database_down(exc: Exception) -> ResponseReturnValue:
         db.session.rollback()
         log.error("database unavailable: %s", exc.__class__.__name__)
+        return _answer(503, MESSAGES[503])
+
+    @app.errorhandler(StorageError)
+    def storage_down(exc: StorageError) -> ResponseReturnValue:
+        log.error("storage unavailable: %s", exc)
         return _answer(503, MESSAGES[503])
 
     @app.errorhandler(Exception)

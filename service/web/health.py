@@ -1,5 +1,5 @@
-"""GET /healthz (database and broker answer) and GET /readyz (and mail can leave, and the
-schema is the code's): 200, or 503 naming each failing part."""
+"""GET /healthz (database and broker answer) and GET /readyz (and mail can leave, the file
+store answers, and the schema is the code's): 200, or 503 naming each failing part."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def readyz() -> ResponseReturnValue:
             "broker": _broker(),
             # The detail (server, port, error) goes to the log, not to anonymous callers.
             "email": "unreachable" if readiness.mail(app) else None,
+            "storage": "unreachable" if readiness.storage(app) else None,
             # Without a database there is no schema to compare: one failing part, not two.
             "migrations": readiness.migrations(app) if database is None else None,
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import (
     Blueprint,
     abort,
@@ -17,7 +19,8 @@ from sqlalchemy import select
 from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..capture.signup import sign_up
 from ..capture.validation import FORM_TRUE, SignupInput
-from ..content.guide_pages import guide_path
+from ..content.guides import default_guide_key, guide_pdf
+from ..content.storage import PDF
 from ..core import tokens
 from ..core.extensions import csrf, db
 from ..core.logs import mask
@@ -87,14 +90,20 @@ def guide(token: str) -> ResponseReturnValue:
     if ctx.settings.guide_url:
         return redirect(ctx.settings.guide_url, code=302)
     name = ctx.content.guide.get("filename", "guide.pdf")
-    path = guide_path(ctx.settings)
-    assert path is not None  # None only with GUIDE_URL, which redirected above
+    # Through storage, as every web container sees it; a store that does not answer raises
+    # StorageError, which errors.py answers with 503.
+    key = default_guide_key(ctx.settings)
+    try:
+        data = guide_pdf(ctx.settings, key)
+    except KeyError:  # removed from the store since default_guide_key looked: put back next time
+        abort(503)
     return send_file(
-        path,
-        mimetype="application/pdf",
+        io.BytesIO(data),
+        mimetype=PDF,
         download_name=name,
         as_attachment=False,
         max_age=0,
+        etag=key,  # the content's hash: a reader asking again gets 304 for the same file
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from flask import Flask
 from flask_migrate import stamp
 
 from service.insights.readiness import MAIL_PROBE_TTL
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port, make_app, s3_client, s3_env
 from tests.smtp import RecordingSMTPServer
 
 START = datetime(2027, 5, 3, 8, 0, tzinfo=UTC)
@@ -33,6 +34,7 @@ def test_ready_when_every_part_answers(client):
         "database": "ok",
         "broker": "ok",
         "email": "ok",
+        "storage": "ok",
         "migrations": "ok",
     }
 
@@ -82,6 +84,31 @@ def test_an_outbox_that_cannot_be_written_is_named(env: dict[str, str], tmp_path
     assert response.status_code == 503
     assert response.get_json()["failing"] == {"email": "unreachable"}
     assert str(tmp_path) not in response.get_data(as_text=True)
+
+
+def test_a_store_that_does_not_answer_is_named_and_only_named(
+    env: dict[str, str], s3_endpoint: str, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.WARNING, logger="service.insights.readiness"):
+        response = ready(make_app({**env, **s3_env(s3_endpoint, "no-such-bucket")}))
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "failing": {"storage": "unreachable"}}
+    assert "no-such-bucket" not in response.get_data(as_text=True)
+    assert f"s3://no-such-bucket at {s3_endpoint}: no such bucket" in caplog.text
+
+
+def test_a_store_is_asked_at_most_once_per_few_seconds(env: dict[str, str], s3_endpoint: str):
+    bucket = f"made-later-{uuid.uuid4().hex[:12]}"
+    client = make_app({**env, **s3_env(s3_endpoint, bucket)}).test_client()
+    with time_machine.travel(START, tick=False) as traveller:
+        assert client.get("/readyz").status_code == 503  # no bucket yet
+        s3_client(s3_endpoint).create_bucket(Bucket=bucket)
+        try:
+            assert client.get("/readyz").status_code == 503  # the last answer stands
+            traveller.shift(MAIL_PROBE_TTL + timedelta(seconds=1))
+            assert client.get("/readyz").status_code == 200
+        finally:
+            s3_client(s3_endpoint).delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture
