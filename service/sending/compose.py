@@ -79,7 +79,8 @@ def smtp_address(address: str) -> str:
 def compose(
     ctx: Context, email: ScheduledEmail, subscriber: Subscriber, rendered: RenderedEmail
 ) -> tuple[EmailMessage, str, str]:
-    """The message and its envelope (sender, recipient), dated now."""
+    """The message and its envelope (sender, recipient), dated now; its links go through the
+    click redirect where click_links says so."""
     recipient = smtp_address(subscriber.email)
     msg = build_message(
         track_clicks(ctx.settings, email, rendered),
