@@ -80,6 +80,7 @@ class Purpose(StrEnum):
     DRIP = "drip"  # one row per subscriber and step, at most
     RESEND = "resend"  # the guide again, for someone who signed up twice
     CONFIRM = "confirm"  # double opt-in confirmation
+    TEST = "test"  # an owner's "send me a test": counted in no subscriber figure
 
 
 class ConsentAction(StrEnum):
@@ -179,6 +180,8 @@ class ConsentRecord(Model):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
     )
+    # The magnet this entry is about; None: all of them (a one-click withdrawal).
+    magnet_id: Mapped[int | None] = mapped_column(ForeignKey("magnet.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))  # consent | withdrawal | confirmation
     text: Mapped[str] = mapped_column(Text)
     text_version: Mapped[str] = mapped_column(String(64))
@@ -204,6 +207,9 @@ class ScheduledEmail(Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    # Whose sequence (or guide) this email belongs to; None only for mail that belongs to
+    # no magnet (a broadcast).
+    magnet_id: Mapped[int | None] = mapped_column(ForeignKey("magnet.id"))
     step_id: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16), default=Purpose.DRIP)
     status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING)
@@ -225,10 +231,11 @@ class ScheduledEmail(Model):
     )
 
     __table_args__ = (
-        # A step of the drip can exist once per subscriber: a second send is impossible.
+        # A step of a magnet's drip can exist once per subscriber: a second send is impossible.
         Index(
             "uq_scheduled_email_drip_step",
             "subscriber_id",
+            "magnet_id",
             "step_id",
             unique=True,
             sqlite_where=text("purpose = 'drip'"),
@@ -289,6 +296,101 @@ class Click(Model):
         Index("ix_click_subscriber", "subscriber_id"),  # forgetting a person
         Index("ix_click_at", "at"),  # the 13-month purge
         Index("ix_click_step", "step_id", "subscriber_id"),  # the figures
+    )
+
+
+class Magnet(Model):
+    """A lead magnet: a guide with its own page, consent, sequence and figures. Its content
+    (sequence.toml and the template files) lives in immutable versions; one is published."""
+
+    __tablename__ = "magnet"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # Exactly one magnet is the default: GET /, and an API signup naming no magnet.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when SEQUENCE_FILE names this magnet: the file is the truth, the editor reads only.
+    managed_by_file: Mapped[str | None] = mapped_column(String(1024))
+    # The uploaded guide's key in the store (content/storage.py); None: a GUIDE_URL or the
+    # shipped sample.
+    guide_key: Mapped[str | None] = mapped_column(String(255))
+    published_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("magnet_version.id", use_alter=True, name="fk_magnet_published_version")
+    )
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index(
+            "uq_magnet_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+
+class MagnetVersion(Model):
+    """One immutable version of a magnet's content: its files, as a folder of
+    email_templates/ holds them ({"sequence.toml": ..., "guide/subject.txt": ...})."""
+
+    __tablename__ = "magnet_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    magnet_id: Mapped[int] = mapped_column(ForeignKey("magnet.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, 3... per magnet
+    files: Mapped[str] = mapped_column(Text)  # JSON object: relative path -> text
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical files
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320))  # an owner's address, "cli", "file"
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("magnet_id", "number", name="uq_magnet_version_number"),)
+
+
+@event.listens_for(MagnetVersion, "before_update")
+def _versions_are_immutable(mapper: object, connection: object, target: object) -> None:
+    raise RuntimeError("magnet versions are immutable: make a new one")
+
+
+class MagnetPublication(Model):
+    """Each time a version was put in force (a rollback publishes an older one again):
+    when, by whom, and the impact it had on the schedule."""
+
+    __tablename__ = "magnet_publication"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    magnet_id: Mapped[int] = mapped_column(ForeignKey("magnet.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("magnet_version.id", ondelete="CASCADE"))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(320))
+    impact: Mapped[str | None] = mapped_column(Text)  # JSON: the preview shown before it
+
+    __table_args__ = (Index("ix_magnet_publication_magnet", "magnet_id", "published_at"),)
+
+
+class Enrolment(Model):
+    """A person took a magnet: its consent entry, and whether its sequence still runs."""
+
+    __tablename__ = "enrolment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    magnet_id: Mapped[int] = mapped_column(ForeignKey("magnet.id"))
+    consent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consent_record.id", ondelete="SET NULL")
+    )
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "Only stop emails about this magnet", or the magnet archived with its emails stopped.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "magnet_id", name="uq_enrolment_subscriber_magnet"),
+        Index("ix_enrolment_magnet", "magnet_id", "taken_at"),
     )
 
 
