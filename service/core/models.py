@@ -156,10 +156,10 @@ class Subscriber(Model):
     legacy_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     consents: Mapped[list[ConsentRecord]] = relationship(
-        back_populates="subscriber", order_by="ConsentRecord.id", passive_deletes=True
+        back_populates="subscriber", order_by="ConsentRecord.id", passive_deletes="all"
     )
     emails: Mapped[list[ScheduledEmail]] = relationship(
-        back_populates="subscriber", order_by="ScheduledEmail.id", passive_deletes=True
+        back_populates="subscriber", order_by="ScheduledEmail.id", passive_deletes="all"
     )
 
     # The purge of unconfirmed signups reads by status and age. AUTOINCREMENT: SQLite would

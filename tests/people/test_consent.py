@@ -9,12 +9,13 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import ConsentRecord, EventKind, Subscriber
 from service.core.settings import settings_of
+from service.people import records
 from service.people.consent import RequestMeta
 from service.people.housekeeping import purge_unconfirmed
 from service.people.unsubscribe import unsubscribe
@@ -155,6 +156,20 @@ def test_forget_leaves_no_address_in_clear_and_keeps_it_suppressed(app, client, 
     assert "your free guide" in outbox_messages(outbox)[-1]["Subject"]
     with app.app_context():
         assert not is_suppressed(for_app(app), "gone@example.com")
+
+
+def test_a_person_read_in_full_can_then_be_forgotten_in_the_same_session(app, client, outbox):
+    # describe() loads the consent and email collections; deleting the row must not then try
+    # to null their foreign keys (an UPDATE the append-only consent ledger refuses).
+    api_signup(client, "read-then-gone@example.com")
+    dispatch_inline(app)
+    with app.app_context():
+        ctx = for_app(app)
+        person = records.find("read-then-gone@example.com")
+        assert records.describe(ctx, person)["consents"]
+        records.forget(ctx, person)
+        assert records.find("read-then-gone@example.com") is None
+        assert db.session.scalar(select(func.count(ConsentRecord.id))) == 0
 
 
 def test_suppression_blocks_a_send_even_when_the_row_says_active(app, client):
