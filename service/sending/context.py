@@ -47,6 +47,12 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
+    def for_magnet(self, magnet_id: int | None) -> Context:
+        """This context with that magnet's published content (and its sender) in force, so
+        code below works on `ctx.content` whichever magnet an email belongs to. None: the
+        default magnet. (Until magnets carry content, every magnet is the default.)"""
+        return self
+
 
 def for_app(app: Flask) -> Context:
     """A context for one request or task: the content as it is now, read once."""
