@@ -455,3 +455,73 @@ class Owner(Model):
     # Sessions carry the value they were made with; signing out and a new password bump it,
     # so a copied session cookie stops working with them.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class MagnetDraft(Model):
+    """A magnet's content as the editor left it, not yet a version: one per magnet. Every
+    save bumps `revision`; a save that names an older revision is refused, so two owners
+    editing at once never overwrite each other unseen."""
+
+    __tablename__ = "magnet_draft"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    magnet_id: Mapped[int] = mapped_column(
+        ForeignKey("magnet.id", ondelete="CASCADE"), unique=True
+    )
+    files: Mapped[str] = mapped_column(Text)  # JSON object, as MagnetVersion.files
+    # The version the draft started from: publishing another one meanwhile is visible.
+    base_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("magnet_version.id", ondelete="SET NULL")
+    )
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(320))
+
+
+class GuideUpload(Model):
+    """Each guide PDF a magnet was given. A replaced one stays served, for 30 days, to the
+    links sent while it was the magnet's guide (content/guides.py picks)."""
+
+    __tablename__ = "guide_upload"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    magnet_id: Mapped[int] = mapped_column(ForeignKey("magnet.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))  # in the store (content/storage.py)
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(320))
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_guide_upload_magnet", "magnet_id", "uploaded_at"),)
+
+
+class AuditEntry(Model):
+    """Who did what to the list's content and when: publishes, archives, uploads, sign-ins.
+    Append-only, shown on /admin/audit."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    who: Mapped[str] = mapped_column(String(320))  # an owner's address, "cli"
+    action: Mapped[str] = mapped_column(String(32))  # AuditAction
+    what: Mapped[str] = mapped_column(Text)  # one line a person reads
+    magnet_id: Mapped[int | None] = mapped_column(ForeignKey("magnet.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_audit_entry_at", "at"),)
+
+
+class AuditAction(StrEnum):
+    SIGN_IN = "sign-in"
+    CREATE = "create"
+    PUBLISH = "publish"
+    ARCHIVE = "archive"
+    UPLOAD = "upload"
+    RESTORE = "restore"
+    TEST_SEND = "test-send"
+
+
+@event.listens_for(AuditEntry, "before_update")
+def _audit_is_append_only(mapper: object, connection: object, target: object) -> None:
+    raise RuntimeError("audit entries are append-only")
