@@ -465,9 +465,7 @@ class MagnetDraft(Model):
     __tablename__ = "magnet_draft"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    magnet_id: Mapped[int] = mapped_column(
-        ForeignKey("magnet.id", ondelete="CASCADE"), unique=True
-    )
+    magnet_id: Mapped[int] = mapped_column(ForeignKey("magnet.id", ondelete="CASCADE"), unique=True)
     files: Mapped[str] = mapped_column(Text)  # JSON object, as MagnetVersion.files
     # The version the draft started from: publishing another one meanwhile is visible.
     base_version_id: Mapped[int | None] = mapped_column(

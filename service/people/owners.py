@@ -11,7 +11,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..core.addresses import email_key, normalized
 from ..core.clock import utcnow
 from ..core.extensions import db
-from ..core.models import Owner
+from ..core.models import AuditAction, Owner
+from . import audit
 
 MIN_PASSWORD = 12
 
@@ -74,6 +75,7 @@ def authenticate(address: str, password: str) -> Owner | None:
     if owner is None or not valid:
         return None
     owner.last_login_at = utcnow()
+    audit.note(owner.email, AuditAction.SIGN_IN, "signed in", owner.last_login_at)
     db.session.commit()
     return owner
 
