@@ -126,6 +126,8 @@ def with_steps(files: dict[str, str], steps: list[EditableStep]) -> dict[str, st
     }
     result[SEQUENCE] = tomli_w.dumps(data)
     for step in steps:
+        if step.mode != MARKDOWN:  # HTML mode: the HTML is the truth from now on
+            result.pop(f"{step.folder}/body.md", None)
         result.update(_step_files(step))
     return result
 
@@ -156,11 +158,6 @@ def _step_files(step: EditableStep) -> dict[str, str]:
         f"{folder}/body.html": step.html.replace("\r\n", "\n"),
         f"{folder}/body.txt": step.text.replace("\r\n", "\n"),
     }
-
-
-def drop_markdown(files: dict[str, str], folder: str) -> dict[str, str]:
-    """The files with a step switched to HTML mode: its Markdown source no longer rules."""
-    return {path: text for path, text in files.items() if path != f"{folder}/body.md"}
 
 
 def new_step_id(title: str, taken: set[str]) -> str:

@@ -4,6 +4,8 @@ from flask import Flask
 
 from . import (
     admin,
+    admin_editor,  # noqa: F401  (its routes join admin's blueprint)
+    admin_magnets,  # noqa: F401
     api,
     clicks,
     cors,

@@ -37,6 +37,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf.exempt(bp)
 formats.register(bp)
 PER_PAGE = 50
+MAX_UPLOAD = 26 * 1024 * 1024  # a 25 MiB guide PDF and the form around it
+MAX_FORM = 4 * 1024 * 1024  # the editor's fields, every step's body included
 MAX_PAGE = 1_000_000  # 50 million rows in: any page past this is no page anyone asked for
 MAX_ID = 2**31 - 1  # the id columns are 32-bit on PostgreSQL
 STATUSES = (
@@ -75,6 +77,10 @@ def require_owner() -> ResponseReturnValue | None:
             return jsonify({"error": "sign in first"}), 401
         page = render_template("error.html", status=401, message="Please sign in first.")
         return page, 401
+    # The editor's forms carry every step's body, and a guide upload its PDF: larger than
+    # the 16 KiB any visitor may send, and only for a signed-in owner.
+    request.max_content_length = MAX_UPLOAD
+    request.max_form_memory_size = MAX_FORM
     csrf.protect()  # no-op for GET and HEAD
     g.owner = owner
     return None
