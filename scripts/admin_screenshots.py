@@ -154,6 +154,7 @@ def photograph(base: str, profile_id: int, out: Path) -> None:
             "e => e.getBoundingClientRect().top + window.scrollY"
         )
         shot(page, out / "dashboard.png", height=int(snippet_top) - 8)
+        editor_and_impact(page, base, out)
         phone = browser.new_context(
             viewport={"width": 390, "height": 844},
             device_scale_factor=1,
@@ -163,6 +164,34 @@ def photograph(base: str, profile_id: int, out: Path) -> None:
         page.goto(f"{base}/admin/subscribers/{profile_id}")
         shot(page, out / "timeline.png", height=2400)
         browser.close()
+
+
+def editor_and_impact(page, base: str, out: Path) -> None:
+    """The sequence editor with a new Markdown step, and the impact shown before publishing."""
+    page.goto(f"{base}/admin/magnets/default/edit")
+    page.get_by_label("New step's title").fill("Bonus: the goblet squat")
+    page.get_by_role("button", name="Add step").click()
+    page.wait_for_url(f"{base}/admin/magnets/default/edit#step-bonus-the-goblet-squat")
+    step = page.locator("fieldset.step").last
+    step.get_by_label("Body (Markdown)").fill(
+        "Hi {{ greeting_name }},\n\nHold a weight at your chest and squat **slowly**: "
+        "your knees may pass your toes.\n\n[Open your guide]({{ guide_url }})\n"
+    )
+    step.get_by_label("Send window hours").fill("9-17")
+    step.get_by_label("Send window days").fill("mon-fri")
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(f"{base}/admin/magnets/default/edit")
+    step = page.locator("fieldset.step").last
+    top = step.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
+    page.screenshot(
+        path=str(out / "editor.png"),
+        clip={"x": 0, "y": max(0, int(top) - 120), "width": 900, "height": 1100},
+        full_page=True,
+    )
+    print("docs/editor.png")
+    page.get_by_role("button", name="Review and publish").click()
+    page.wait_for_url(f"{base}/admin/magnets/default/publish/2")
+    shot(page, out / "impact.png")
 
 
 def shot(page, target: Path, height: int | None = None) -> None:

@@ -215,11 +215,7 @@ def _review(magnet: Magnet) -> ResponseReturnValue:
 
 
 def _version(magnet: Magnet, number: int) -> MagnetVersion:
-    found = db.session.scalar(
-        select(MagnetVersion).where(
-            MagnetVersion.magnet_id == magnet.id, MagnetVersion.number == number
-        )
-    )
+    found = versions.by_number(magnet, number)
     if found is None:
         abort(404)
     return found
@@ -263,10 +259,9 @@ def publish_confirmed(slug: str, number: int) -> ResponseReturnValue:
 @bp.get("/magnets/<slug>/history")
 def history(slug: str) -> ResponseReturnValue:
     magnet = magnet_or_404(slug)
-    found = list(versions.history(magnet))
-    found.sort(key=lambda v: v.number, reverse=True)
+    found = versions.history(magnet)[::-1]  # newest first
     diffs = {}
-    for newer, older in zip(found, [*found[1:], None], strict=True):
+    for (newer, _), older in zip(found, [*(v for v, _ in found[1:]), None], strict=True):
         old_files = versions.files_of(older) if older else {}
         diffs[newer.id] = versions.diff(old_files, versions.files_of(newer))
     return render_template("admin/history.html", magnet=magnet, versions=found, diffs=diffs)
