@@ -123,7 +123,9 @@ def _create(form: dict[str, str]) -> Magnet:
         ctx.now().date(),
     )
     audit.note(g.owner.email, AuditAction.CREATE, f"created {form['slug']}", ctx.now())
-    return magnets.create(form["slug"], form["title"], files, g.owner.email)
+    magnet = magnets.create(form["slug"], form["title"], files, g.owner.email)
+    db.session.commit()  # create() flushes: the magnet, its version and the entry, at once
+    return magnet
 
 
 def _upload(magnet: Magnet, data: bytes, filename: str) -> None:

@@ -50,6 +50,11 @@ def form_of(steps: list[EditableStep], revision: int, action: str = "save", **ex
     return data
 
 
+def default_slug(app) -> str:
+    with app.app_context():
+        return db.session.scalar(select(Magnet.slug).where(Magnet.is_default))
+
+
 def draft(app, slug: str) -> tuple[list[EditableStep], int]:
     with app.app_context():
         magnet = db.session.scalar(select(Magnet).where(Magnet.slug == slug))
@@ -103,42 +108,44 @@ def test_a_file_that_is_not_a_pdf_is_refused_and_nothing_is_made(app, client):
 
 def test_a_stale_save_is_refused_and_its_text_shown_back(app, client):
     sign_in_owner(app, client)
-    client.get("/admin/magnets/default/edit")
-    steps, revision = draft(app, "default")
+    slug = default_slug(app)
+    client.get(f"/admin/magnets/{slug}/edit")
+    steps, revision = draft(app, slug)
     first = [EditableStep(**{**steps[0].__dict__, "subject": "Mine first"}), *steps[1:]]
     assert (
         client.post(
-            "/admin/magnets/default/edit",
+            f"/admin/magnets/{slug}/edit",
             data={**form_of(first, revision), "csrf_token": token(client)},
         ).status_code
         == 303
     )
     second = [EditableStep(**{**steps[0].__dict__, "subject": "Theirs, later"}), *steps[1:]]
     answer = client.post(
-        "/admin/magnets/default/edit",
+        f"/admin/magnets/{slug}/edit",
         data={**form_of(second, revision), "csrf_token": token(client)},
     )
     assert answer.status_code == 409
     page = answer.get_data(as_text=True)
     assert "changed since you opened it" in page and 'role="alert"' in page
     assert 'value="Theirs, later"' in page  # nothing lost
-    saved, now = draft(app, "default")
+    saved, now = draft(app, slug)
     assert saved[0].subject == "Mine first" and now == revision + 1
 
 
 def test_add_a_markdown_step_preview_it_and_send_a_test(app, client, outbox):
     sign_in_owner(app, client)
-    client.get("/admin/magnets/default/edit")
-    steps, revision = draft(app, "default")
+    slug = default_slug(app)
+    client.get(f"/admin/magnets/{slug}/edit")
+    steps, revision = draft(app, slug)
     answer = client.post(
-        "/admin/magnets/default/edit",
+        f"/admin/magnets/{slug}/edit",
         data={
             **form_of(steps, revision, "add", new_title="Week 2: Squats!"),
             "csrf_token": token(client),
         },
     )
     assert answer.status_code == 303 and answer.location.endswith("#step-week-2-squats")
-    steps, revision = draft(app, "default")
+    steps, revision = draft(app, slug)
     added = steps[-1]
     assert added.id == "week-2-squats" and added.mode == "markdown"
     steps[-1] = EditableStep(
@@ -148,19 +155,19 @@ def test_add_a_markdown_step_preview_it_and_send_a_test(app, client, outbox):
         }
     )
     client.post(
-        "/admin/magnets/default/edit",
+        f"/admin/magnets/{slug}/edit",
         data={**form_of(steps, revision), "csrf_token": token(client)},
     )
-    page = client.get("/admin/magnets/default/steps/week-2-squats/preview").get_data(as_text=True)
+    page = client.get(f"/admin/magnets/{slug}/steps/week-2-squats/preview").get_data(as_text=True)
     assert 'width="375"' in page and "sandbox srcdoc=" in page
     assert "<strong>squat</strong>" in unescape(page)
-    assert "Hi Sam, squat today: guide: http" in page  # the text part
+    assert "Hi Sam, squat today: guide:\nhttps://news.example.org/guide/" in page  # text part
     answer = client.post(
-        "/admin/magnets/default/steps/week-2-squats/test", data={"csrf_token": token(client)}
+        f"/admin/magnets/{slug}/steps/week-2-squats/test", data={"csrf_token": token(client)}
     )
     assert answer.status_code == 303
     sent = outbox_messages(outbox)
-    assert [m["To"] for m in sent] == [OWNER[0]]
+    assert [m["To"].addresses[0].addr_spec for m in sent] == [OWNER[0]]
     assert sent[0]["Subject"] == "[Test] Week 2: Squats!"
     with app.app_context():  # no subscriber row, no figure
         assert db.session.scalar(select(func.count()).select_from(ScheduledEmail)) == 0
@@ -168,11 +175,12 @@ def test_add_a_markdown_step_preview_it_and_send_a_test(app, client, outbox):
 
 def test_test_sends_are_limited_per_hour(app, client, outbox):
     sign_in_owner(app, client)
-    client.get("/admin/magnets/default/edit")
+    slug = default_slug(app)
+    client.get(f"/admin/magnets/{slug}/edit")
     for _ in range(10):
-        client.post("/admin/magnets/default/steps/guide/test", data={"csrf_token": token(client)})
+        client.post(f"/admin/magnets/{slug}/steps/guide/test", data={"csrf_token": token(client)})
     answer = client.post(
-        "/admin/magnets/default/steps/guide/test",
+        f"/admin/magnets/{slug}/steps/guide/test",
         data={"csrf_token": token(client)},
         follow_redirects=True,
     )
@@ -185,11 +193,12 @@ def test_publish_shows_the_impact_then_applies_once_and_restore_makes_a_draft(ap
         assert api_signup(client, f"p{n}@example.com").status_code == 202
     dispatch_inline(app)
     sign_in_owner(app, client)
-    client.get("/admin/magnets/default/edit")
-    steps, revision = draft(app, "default")
+    slug = default_slug(app)
+    client.get(f"/admin/magnets/{slug}/edit")
+    steps, revision = draft(app, slug)
     removed = steps[1].id
     answer = client.post(
-        "/admin/magnets/default/edit",
+        f"/admin/magnets/{slug}/edit",
         data={**form_of([steps[0], *steps[2:]], revision, "publish"), "csrf_token": token(client)},
     )
     assert answer.status_code == 303 and "/publish/2" in answer.location
@@ -198,7 +207,7 @@ def test_publish_shows_the_impact_then_applies_once_and_restore_makes_a_draft(ap
     answer = client.post(answer.location, data={"csrf_token": token(client)})
     assert answer.status_code == 303
     again = client.post(
-        "/admin/magnets/default/publish/2",
+        f"/admin/magnets/{slug}/publish/2",
         data={"csrf_token": token(client)},
         follow_redirects=True,
     )
@@ -208,18 +217,19 @@ def test_publish_shows_the_impact_then_applies_once_and_restore_makes_a_draft(ap
             select(ScheduledEmail.step_id).where(ScheduledEmail.status == EmailStatus.PENDING)
         ).all()
         assert removed not in open_rows
-    history = client.get("/admin/magnets/default/history").get_data(as_text=True)
+    history = client.get(f"/admin/magnets/{slug}/history").get_data(as_text=True)
     assert "Version 2 (published)" in history and f"-id = &#34;{removed}&#34;" in history
-    client.post("/admin/magnets/default/history/1/restore", data={"csrf_token": token(client)})
-    steps, _ = draft(app, "default")
+    client.post(f"/admin/magnets/{slug}/history/1/restore", data={"csrf_token": token(client)})
+    steps, _ = draft(app, slug)
     assert steps[1].id == removed
     audit = client.get("/admin/audit").get_data(as_text=True)
-    assert "published default version 2" in audit and "from version 1" in audit
+    assert f"published {slug} version 2" in audit and "from version 1" in audit
 
 
 def test_archive_stops_its_emails_when_asked(app, client):
     sign_in_owner(app, client)
-    new_magnet(client)
+    slug = default_slug(app)
+    assert new_magnet(client).status_code == 303
     answer = client.post(
         "/admin/magnets/squats/archive", data={"csrf_token": token(client), "stop_emails": "yes"}
     )
@@ -228,31 +238,33 @@ def test_archive_stops_its_emails_when_asked(app, client):
         magnet = db.session.scalar(select(Magnet).where(Magnet.slug == "squats"))
         assert magnet.archived_at is not None
     refused = client.post(
-        "/admin/magnets/default/archive", data={"csrf_token": token(client)}, follow_redirects=True
+        f"/admin/magnets/{slug}/archive", data={"csrf_token": token(client)}, follow_redirects=True
     )
     assert "cannot be archived" in refused.get_data(as_text=True)
 
 
 def test_a_magnet_managed_by_a_file_is_read_only(app, client):
     sign_in_owner(app, client)
+    slug = default_slug(app)
     with app.app_context():
-        magnet = db.session.scalar(select(Magnet).where(Magnet.slug == "default"))
+        magnet = db.session.scalar(select(Magnet).where(Magnet.slug == slug))
         magnet.managed_by_file = "/etc/leadmagnet/sequence.toml"
         db.session.commit()
-    page = client.get("/admin/magnets/default/edit").get_data(as_text=True)
+    page = client.get(f"/admin/magnets/{slug}/edit").get_data(as_text=True)
     assert "managed by a file" in page and "<fieldset disabled" in page
-    answer = client.post("/admin/magnets/default/edit", data={"csrf_token": token(client)})
+    answer = client.post(f"/admin/magnets/{slug}/edit", data={"csrf_token": token(client)})
     assert answer.status_code == 409
 
 
 def test_new_pages_need_the_owner(client):
-    for path in ("/admin/magnets", "/admin/audit", "/admin/magnets/default/edit"):
+    for path in ("/admin/magnets", "/admin/audit", "/admin/magnets/any/edit"):
         assert client.get(path).status_code == 302
 
 
 def test_the_editor_script_is_our_own(app, client):
     sign_in_owner(app, client)
-    page = client.get("/admin/magnets/default/edit").get_data(as_text=True)
+    slug = default_slug(app)
+    page = client.get(f"/admin/magnets/{slug}/edit").get_data(as_text=True)
     scripts = re.findall(r"<script[^>]*>", page)
     assert scripts == ['<script src="/static/editor.js" defer>']
     assert Path(app.static_folder, "editor.js").is_file()
