@@ -14,6 +14,7 @@ from flask_migrate import upgrade
 
 from . import create_app
 from .command_group import ServiceGroup
+from .core.extensions import db
 from .core.settings import settings_of
 from .sending.context import Context, for_app
 
@@ -75,6 +76,8 @@ def serve(host: str, port: int) -> None:
         raise click.ClickException(str(exc)) from None
     with lock:
         upgrade(directory=current_app.extensions["migrate"].directory)
+        _context()  # the default magnet's content loaded now, before the children start
+        db.session.commit()
         raise SystemExit(supervise(current_app, host, port))
 
 

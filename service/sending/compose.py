@@ -65,7 +65,7 @@ def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> R
     step = ctx.content.step(email.step_id)
     preheader = step.preheader if step else ""
     variables = context(ctx, subscriber, template, preheader)
-    return render_email(template, variables, ctx.settings.templates_dir)
+    return render_email(template, variables, ctx.content.templates)
 
 
 def smtp_address(address: str) -> str:
