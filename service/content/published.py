@@ -39,6 +39,18 @@ class _Entry:
     fingerprint: str | None
     read_at: float
     is_default: bool = True
+    guide_key: str | None = None
+
+
+@dataclass(frozen=True)
+class InForce:
+    """What a magnet has in force: its id (None: no magnets table yet), its content, whether
+    it is the default, and its uploaded guide's storage key."""
+
+    magnet_id: int | None
+    content: Sequence
+    is_default: bool
+    guide_key: str | None
 
 
 _parsed: OrderedDict[str, Sequence] = OrderedDict()
@@ -75,8 +87,8 @@ class Published:
         """After a publish: read the published versions again on next use."""
         self._entries = {}
 
-    def content(self, magnet_id: int | None) -> tuple[int | None, Sequence]:
-        """(the magnet's id, its content); None asks for the default magnet. The default
+    def content(self, magnet_id: int | None) -> InForce:
+        """What the magnet has in force; None asks for the default magnet. The default
         falls back to the sequence file while the database has no magnets table (or cannot
         be read and nothing was read before)."""
         entry = self._entries.get(magnet_id)
@@ -84,8 +96,10 @@ class Published:
             entry = self._read(magnet_id, entry)
             self._entries[magnet_id] = entry
         if entry.version_id is None or entry.fingerprint is None or self._file_managed(entry):
-            return entry.magnet_id, self.file_content()
-        return entry.magnet_id, sequence_of(entry.version_id, entry.fingerprint)
+            content = self.file_content()
+        else:
+            content = sequence_of(entry.version_id, entry.fingerprint)
+        return InForce(entry.magnet_id, content, entry.is_default, entry.guide_key)
 
     def _file_managed(self, entry: _Entry) -> bool:
         return self.settings.sequence_file_managed and entry.is_default
@@ -118,14 +132,18 @@ class Published:
         which = Magnet.is_default if magnet_id is None else Magnet.id == magnet_id
         row = db.session.execute(
             select(
-                Magnet.id, Magnet.published_version_id, MagnetVersion.fingerprint, Magnet.is_default
+                Magnet.id,
+                Magnet.published_version_id,
+                MagnetVersion.fingerprint,
+                Magnet.is_default,
+                Magnet.guide_key,
             )
             .outerjoin(MagnetVersion, MagnetVersion.id == Magnet.published_version_id)
             .where(which)
         ).first()
         if row is None:
             return None
-        return _Entry(row[0], row[1], row[2], time.monotonic(), bool(row[3]))
+        return _Entry(row[0], row[1], row[2], time.monotonic(), bool(row[3]), row[4])
 
     def file_content(self) -> Sequence:
         """The sequence file's folder as it is now: an edit takes effect without a restart,

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from flask import Flask
 
-from ..content.published import Published
+from ..content.published import InForce, Published
 from ..content.sequence import Sequence
 from ..core.clock import utcnow
 from ..core.settings import Settings, settings_of
@@ -43,6 +43,8 @@ class Context:
     transport: Transport
     clock: Callable[[], datetime] = utcnow
     magnet_id: int | None = None  # whose content this is (None: no magnets table yet)
+    default_magnet: bool = True  # the default magnet's (GET /, links without a magnet)
+    guide_key: str | None = None  # the magnet's uploaded guide in the store, if any
     published: Published | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> datetime:
@@ -54,15 +56,10 @@ class Context:
         default magnet. Raises content.published.NoContent for a magnet without content."""
         if (magnet_id is not None and magnet_id == self.magnet_id) or self.published is None:
             return self
-        found, content = self.published.content(magnet_id)
-        if found == self.magnet_id:
+        found = self.published.content(magnet_id)
+        if found.magnet_id == self.magnet_id:
             return self
-        return replace(
-            self,
-            content=content,
-            sender=self.settings.mail_from or content.mail_from,
-            magnet_id=found,
-        )
+        return _with(self, found)
 
     def forget_published(self) -> None:
         """After a publish: every context of this app reads the published versions again."""
@@ -74,14 +71,25 @@ def for_app(app: Flask) -> Context:
     """A context for one request or task: the default magnet's content as it is now."""
     settings = settings_of(app)
     published = published_of(app)
-    magnet_id, content = published.content(None)
-    return Context(
+    found = published.content(None)
+    ctx = Context(
         settings=settings,
-        content=content,
-        sender=settings.mail_from or content.mail_from,
+        content=found.content,
+        sender=settings.mail_from or found.content.mail_from,
         transport=transport_of(app),
-        magnet_id=magnet_id,
         published=published,
+    )
+    return _with(ctx, found)
+
+
+def _with(ctx: Context, found: InForce) -> Context:
+    return replace(
+        ctx,
+        content=found.content,
+        sender=ctx.settings.mail_from or found.content.mail_from,
+        magnet_id=found.magnet_id,
+        default_magnet=found.is_default,
+        guide_key=found.guide_key,
     )
 
 
