@@ -16,6 +16,7 @@ from . import create_app
 from .command_group import ServiceGroup
 from .core.extensions import db
 from .core.settings import settings_of
+from .magnet_commands import content_group, magnets_group
 from .sending.context import Context, for_app
 
 
@@ -28,6 +29,8 @@ def own_commands() -> tuple[click.Command, ...]:
         subscribers_group,
         admin_group,
         check_group,
+        magnets_group,
+        content_group,
     )
 
 

@@ -71,10 +71,11 @@ def impact(ctx: Context, magnet: Magnet, version: MagnetVersion) -> Impact:
     """What publishing the version would change, read before anything changes."""
     current = published_version(magnet)
     old = sequence_of(current.id, current.fingerprint) if current else None
-    return _impact(old, sequence_of(version.id, version.fingerprint), magnet.id)
+    return impact_of(old, sequence_of(version.id, version.fingerprint), magnet.id)
 
 
-def _impact(old: Sequence | None, new: Sequence, magnet_id: int) -> Impact:
+def impact_of(old: Sequence | None, new: Sequence, magnet_id: int) -> Impact:
+    """What replacing `old` content by `new` would change for the magnet's subscribers."""
     rows = plan(new, magnet_id)
     waiting = _waiting(magnet_id)
     before = {s.id: s for s in old.steps} if old else {}
