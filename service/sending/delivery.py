@@ -8,9 +8,11 @@ import time
 from datetime import datetime, timedelta
 from typing import TypedDict
 
+from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from ..content.published import NoContent
 from ..core import metrics
 from ..core.extensions import db, rowcount
 from ..core.logs import mask_addresses
@@ -115,7 +117,11 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     email, subscriber = loaded
     if subscriber.status != _wanted_status(email):
         return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
-    rendered = render_for(ctx, email, subscriber)
+    try:
+        ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content, one snapshot
+        rendered = render_for(ctx, email, subscriber)
+    except (TemplateError, NoContent) as exc:  # the sandbox's SecurityError among them
+        return _unrenderable(email, exc)
     if rendered is None:  # its step was removed from the sequence: move on to the next
         schedule_next(ctx, subscriber, email.step_id, now)
         return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
@@ -131,6 +137,15 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     except DeliveryError as exc:
         return _failed(ctx, email, subscriber, exc)
     return _sent(ctx, about, result)
+
+
+def _unrenderable(email: ScheduledEmail, exc: Exception) -> Outcome:
+    """A template that cannot render (or a magnet without content) fails that email, not
+    the worker: it would fail the same way on every try."""
+    email.last_error = f"cannot render: {type(exc).__name__}: {exc}"[:2000]
+    log.error("email %s cannot be rendered: %s", email.id, email.last_error, extra=_about(email))
+    metrics.send_failed(Outcome.FAILED)
+    return _finish(email, EmailStatus.FAILED, Outcome.FAILED)
 
 
 def _finish(email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome) -> Outcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db
@@ -25,6 +25,7 @@ def _add(
 ) -> ScheduledEmail:
     email = ScheduledEmail(
         subscriber_id=subscriber.id,
+        magnet_id=ctx.magnet_id,  # the context's magnet: whose content renders it
         step_id=step.id,
         purpose=purpose,
         status=EmailStatus.PENDING,
@@ -59,6 +60,7 @@ def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | No
     recent = db.session.scalar(
         select(ScheduledEmail.id).where(
             ScheduledEmail.subscriber_id == subscriber.id,
+            same_magnet(ctx.magnet_id),
             ScheduledEmail.step_id == sequence.first.id,
             ScheduledEmail.purpose.in_((Purpose.DRIP, Purpose.RESEND)),
             ScheduledEmail.created_at > now - RESEND_GAP,
@@ -70,11 +72,19 @@ def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | No
     return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now)
 
 
-def _drip_rows(subscriber_id: int) -> dict[str, ScheduledEmail]:
-    """The subscriber's drip rows by step id, in one query."""
+def same_magnet(magnet_id: int | None) -> ColumnElement[bool]:
+    """Rows of that magnet (step ids are only unique within one magnet's sequence)."""
+    if magnet_id is None:
+        return ScheduledEmail.magnet_id.is_(None)
+    return ScheduledEmail.magnet_id == magnet_id
+
+
+def _drip_rows(subscriber_id: int, magnet_id: int | None) -> dict[str, ScheduledEmail]:
+    """The subscriber's drip rows of one magnet by step id, in one query."""
     rows = db.session.scalars(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber_id,
+            same_magnet(magnet_id),
             ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
@@ -90,7 +100,7 @@ def schedule_next(
 ) -> ScheduledEmail | None:
     """Schedule the step after `after_step_id`, `delay` after the send that just happened,
     as the context's content snapshot has it."""
-    rows = _drip_rows(subscriber.id)
+    rows = _drip_rows(subscriber.id, ctx.magnet_id)
     step = ctx.content.after(after_step_id, _sent(rows))
     if step is None:
         return None
@@ -102,7 +112,7 @@ def schedule_next(
 def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
     """After a resubscription: the step they stopped at comes back, counted from now."""
     now = ctx.now()
-    rows = _drip_rows(subscriber.id)
+    rows = _drip_rows(subscriber.id, ctx.magnet_id)
     sent = _sent(rows)
     step = next((s for s in ctx.content.steps if s.id not in sent), None)
     if step is None:
