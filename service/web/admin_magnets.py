@@ -73,7 +73,7 @@ def _rows() -> list[Row]:
             page_path(m),
             signups.get(m.id, 0),
             int(downloads.get(m.id, 0)),
-            numbers.get(m.published_version_id),
+            numbers.get(m.published_version_id or 0),
         )
         for m in everyone
     ]
@@ -103,7 +103,7 @@ def new_magnet() -> ResponseReturnValue:
     except (ValueError, SequenceError) as exc:
         return render_template("admin/magnet_new.html", form=form, error=str(exc)), 422
     if data:
-        _upload(magnet, data, file.filename if file else "")
+        _upload(magnet, data, (file.filename if file else "") or "")
     flash(f"Magnet {magnet.slug} created: its sequence is a copy of the default's.")
     return redirect(url_for("admin.editor", slug=magnet.slug), code=303)
 
@@ -133,6 +133,7 @@ def _upload(magnet: Magnet, data: bytes, filename: str) -> None:
     what = f"new guide for {magnet.slug}: {filename or 'guide.pdf'} ({len(data)} bytes)"
     audit.note(g.owner.email, AuditAction.UPLOAD, what, ctx.now(), magnet.id)
     upload(ctx.settings, magnet, data, filename, g.owner.email, ctx.now())
+    ctx.forget_published()  # this process serves the new guide at once; others within seconds
 
 
 @bp.route("/magnets/<slug>/guide", methods=["GET", "POST"])
@@ -147,7 +148,7 @@ def guide_page(slug: str) -> ResponseReturnValue:
         except ValueError as exc:
             error = f"That file was not stored: {exc}."
         else:
-            _upload(magnet, data, file.filename if file else "")
+            _upload(magnet, data, (file.filename if file else "") or "")
             flash("The new guide is in place. Links sent before keep the old one for 30 days.")
             return redirect(url_for("admin.guide_page", slug=slug), code=303)
     status = 422 if error else 200

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..capture.signup import sign_up
 from ..capture.validation import FORM_TRUE, SignupInput
+from ..content.guide_uploads import served_key
 from ..content.guides import guide_pdf, magnet_guide_key
 from ..content.published import NoContent
 from ..content.storage import PDF
@@ -89,7 +90,8 @@ def guide(token: str) -> ResponseReturnValue:
     """The guide of the default magnet, or with `?m=<id>` (and a token made for it) of
     another magnet."""
     ctx, magnet_id = _guide_context()
-    if not record_download(ctx, _subscriber_id(tokens.guide_purpose(magnet_id), token)):
+    subscriber_id = _subscriber_id(tokens.guide_purpose(magnet_id), token)
+    if not record_download(ctx, subscriber_id):
         abort(404)
     if ctx.guide_key is None and ctx.settings.guide_url and ctx.default_magnet:
         return redirect(ctx.settings.guide_url, code=302)
@@ -99,6 +101,9 @@ def guide(token: str) -> ResponseReturnValue:
     # Through storage, as every web container sees it; a store that does not answer raises
     # StorageError, which errors.py answers with 503.
     key = magnet_guide_key(ctx.settings, ctx.guide_key)
+    if ctx.magnet_id is not None:
+        # A guide replaced in the editor: the one sent stays served for 30 days.
+        key = served_key(ctx.magnet_id, subscriber_id, ctx.guide_key, ctx.now()) or key
     try:
         data = guide_pdf(ctx.settings, key)
     except KeyError:  # removed from the store since it was looked up: put back next time

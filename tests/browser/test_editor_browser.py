@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from email import message_from_bytes, policy
 
 import pytest
 from playwright.sync_api import expect
@@ -175,21 +174,23 @@ def test_two_editors_at_once_the_second_save_is_refused_and_kept(tmp_path, chrom
         for page in (first, second):
             sign_in(page, service.base)
             page.goto(default_editor(page, service.base))
-        first.locator("fieldset.step").first.get_by_label("Subject", exact=True).fill("First owner's subject")
+        first.locator("fieldset.step").first.get_by_label("Subject", exact=True).fill(
+            "First owner's subject"
+        )
         first.get_by_role("button", name="Save draft").click()
         expect(first.get_by_role("status")).to_contain_text("Draft saved")
         subject = second.locator("fieldset.step").first.get_by_label("Subject", exact=True)
         subject.fill("Second owner's subject")
         second.get_by_role("button", name="Save draft").click()
         expect(second.get_by_role("alert")).to_contain_text("changed since you opened it")
-        expect(second.locator("fieldset.step").first.get_by_label("Subject", exact=True)).to_have_value(
-            "Second owner's subject"
-        )
+        expect(
+            second.locator("fieldset.step").first.get_by_label("Subject", exact=True)
+        ).to_have_value("Second owner's subject")
         check_accessibility(second, axe_source)
         first.reload()
-        expect(first.locator("fieldset.step").first.get_by_label("Subject", exact=True)).to_have_value(
-            "First owner's subject"
-        )
+        expect(
+            first.locator("fieldset.step").first.get_by_label("Subject", exact=True)
+        ).to_have_value("First owner's subject")
     finally:
         for context in contexts:
             context.close()

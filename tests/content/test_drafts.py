@@ -24,7 +24,10 @@ def magnet_with_version(files: dict[str, str], number: int = 1) -> Magnet:
         db.session.add(magnet)
         db.session.flush()
     version = MagnetVersion(
-        magnet_id=magnet.id, number=number, files=json.dumps(files), fingerprint=str(number),
+        magnet_id=magnet.id,
+        number=number,
+        files=json.dumps(files),
+        fingerprint=str(number),
         created_by="test",
     )
     db.session.add(version)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from html import unescape
+from io import BytesIO
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -21,8 +23,17 @@ from service.core.models import (
     MagnetDraft,
     ScheduledEmail,
 )
-from tests.helpers import OWNER, api_signup, dispatch_inline, outbox_messages, sign_in_owner
+from tests.helpers import (
+    OWNER,
+    api_signup,
+    dispatch_inline,
+    outbox_messages,
+    parts,
+    sign_in_owner,
+)
+from tests.web.test_guide_storage import GUIDE_LINK
 
+KNEE_GUIDE = Path(__file__).resolve().parents[1] / "fixtures" / "knee-checklist" / "guide.pdf"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -71,8 +82,6 @@ def new_magnet(client, slug="squats", pdf: bytes | None = None):
         "consent": "Yes, email me the squat guide.",
     }
     if pdf is not None:
-        from io import BytesIO
-
         data["guide"] = (BytesIO(pdf), "squats.pdf")
     return client.post("/admin/magnets/new", data=data, content_type="multipart/form-data")
 
@@ -268,3 +277,40 @@ def test_the_editor_script_is_our_own(app, client):
     scripts = re.findall(r"<script[^>]*>", page)
     assert scripts == ['<script src="/static/editor.js" defer>']
     assert Path(app.static_folder, "editor.js").is_file()
+
+
+def test_a_replaced_guide_stays_served_to_links_already_sent_for_30_days(app, client, outbox):
+    import time_machine
+
+    from tests.web.test_guide_storage import guide_link
+
+    old, new = SAMPLE_GUIDE.read_bytes(), KNEE_GUIDE.read_bytes()
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        link = guide_link(app, outbox)  # ann's, sent with the old guide
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        sign_in_owner(app, client)
+        slug = default_slug(app)
+        refused = client.post(
+            f"/admin/magnets/{slug}/guide",
+            data={"csrf_token": token(client), "guide": (BytesIO(b"%PDF-1.4 cut"), "x.pdf")},
+            content_type="multipart/form-data",
+        )
+        assert refused.status_code == 422 and "cut short" in refused.get_data(as_text=True)
+        answer = client.post(
+            f"/admin/magnets/{slug}/guide",
+            data={"csrf_token": token(client), "guide": (BytesIO(new), "knees.pdf")},
+            content_type="multipart/form-data",
+        )
+        assert answer.status_code == 303
+    with time_machine.travel(start + timedelta(days=29), tick=False):
+        assert client.get(link).data == old
+        assert api_signup(app.test_client(), "bob@example.com").status_code == 202
+        dispatch_inline(app)
+        bobs = GUIDE_LINK.search(parts(outbox_messages(outbox)[-1])[0]).group(1)
+        assert client.get(bobs).data == new
+    with time_machine.travel(start + timedelta(days=31, hours=2), tick=False):
+        assert client.get(link).data == new
+        sign_in_owner(app, client)  # a session lasts 12 hours
+        page = client.get(f"/admin/magnets/{slug}/guide").get_data(as_text=True)
+    assert "knees.pdf" in page and "current" in page and "(the guide before)" in page
