@@ -87,7 +87,9 @@ def pick(uploads: list[GuideUpload], sent_at: datetime | None, now: datetime) ->
     return uploads[-1].key
 
 
-def served_key(magnet_id: int, subscriber_id: int, current: str | None, now: datetime) -> str | None:
+def served_key(
+    magnet_id: int, subscriber_id: int, current: str | None, now: datetime
+) -> str | None:
     """The key a guide link of this subscriber serves, when the editor's uploads decide it
     (the newest upload is the magnet's guide `current`); None: the caller's own choice."""
     uploads = uploads_of(magnet_id)
