@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Screenshots of the owner's view: docs/dashboard.png and docs/timeline.png.
+"""Screenshots of the owner's view: the dashboard, a timeline, the editor, the impact.
 
 Usage: .venv/bin/python scripts/admin_screenshots.py [--out docs]
 
@@ -7,7 +7,8 @@ Builds the service on the embedded default in a temporary folder, fills it with 
 of made-up signups through the real code (signups, scheduler passes, downloads, unsubscribes,
 bounces and complaints), signs in as an owner with Playwright and headless Chromium
 (Debian's, at /usr/bin/chromium), and photographs the dashboard (900 px wide, down to the
-embed snippet) and one subscriber's timeline (on a 390 px phone).
+embed snippet), one subscriber's timeline (on a 390 px phone), the sequence editor with a
+new Markdown step and the impact shown before publishing it (900 px).
 Needs the test extras: pip install -e '.[test]'.
 """
 
@@ -168,10 +169,12 @@ def photograph(base: str, profile_id: int, out: Path) -> None:
 
 def editor_and_impact(page, base: str, out: Path) -> None:
     """The sequence editor with a new Markdown step, and the impact shown before publishing."""
-    page.goto(f"{base}/admin/magnets/default/edit")
+    page.goto(f"{base}/admin/magnets")
+    editor = base + page.locator("a", has_text="Edit sequence").first.get_attribute("href")
+    page.goto(editor)
     page.get_by_label("New step's title").fill("Bonus: the goblet squat")
     page.get_by_role("button", name="Add step").click()
-    page.wait_for_url(f"{base}/admin/magnets/default/edit#step-bonus-the-goblet-squat")
+    page.wait_for_url(f"{editor}#step-bonus-the-goblet-squat")
     step = page.locator("fieldset.step").last
     step.get_by_label("Body (Markdown)").fill(
         "Hi {{ greeting_name }},\n\nHold a weight at your chest and squat **slowly**: "
@@ -180,7 +183,7 @@ def editor_and_impact(page, base: str, out: Path) -> None:
     step.get_by_label("Send window hours").fill("9-17")
     step.get_by_label("Send window days").fill("mon-fri")
     page.get_by_role("button", name="Save draft").click()
-    page.wait_for_url(f"{base}/admin/magnets/default/edit")
+    page.wait_for_url(editor)
     step = page.locator("fieldset.step").last
     top = step.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
     page.screenshot(
@@ -189,8 +192,13 @@ def editor_and_impact(page, base: str, out: Path) -> None:
         full_page=True,
     )
     print("docs/editor.png")
+    for _ in range(5):  # third, where people waiting move to it
+        page.get_by_role("button", name="Move up bonus-the-goblet-squat").click()
+        page.wait_for_load_state()
+    page.get_by_role("button", name="Remove train-together").click()
+    page.wait_for_load_state()
     page.get_by_role("button", name="Review and publish").click()
-    page.wait_for_url(f"{base}/admin/magnets/default/publish/2")
+    page.wait_for_url(editor.replace("/edit", "/publish/2"))
     shot(page, out / "impact.png")
 
 
