@@ -1,7 +1,14 @@
-// The sequence editor: show the Markdown or the HTML fields of a step as its mode says, and
-// ask before leaving a page with unsaved edits. Everything works without it.
+// The sequence editor: show the Markdown or the HTML fields of a step as its mode says, ask
+// before leaving a page with unsaved edits, and take focus to a refused save's error.
+// Everything works without it.
 (function () {
   "use strict";
+  // A refused save: the message is read first (role=alert), then the first bad field.
+  var alert = document.getElementById("editor-error");
+  if (alert) {
+    var bad = document.querySelector("#editor [aria-invalid=true]");
+    if (bad) { bad.focus(); } else { alert.setAttribute("tabindex", "-1"); alert.focus(); }
+  }
   var form = document.getElementById("editor");
   if (!form) { return; }
   var dirty = false;

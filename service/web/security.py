@@ -24,6 +24,9 @@ PREVIEW_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# The owner's pages: the previews' policy, and our own script files (the editor's); never
+# an inline one, and the preview frames' empty sandbox runs none at all.
+ADMIN_CSP = PREVIEW_CSP.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
 OUTBOX_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
@@ -46,7 +49,7 @@ POLICIES = {
     # The click redirect: each hit must reach us (no cache), and its token go no further.
     "redirects": Policy(referrer="no-referrer", no_store=True),
     "login": Policy(csp=LOGIN_CSP, no_store=True),
-    "admin": Policy(csp=PREVIEW_CSP, no_store=True),
+    "admin": Policy(csp=ADMIN_CSP, no_store=True),
     "outbox": Policy(csp=OUTBOX_CSP, referrer="no-referrer", no_store=True),
     # Pages on other sites load the script: a blog with Cross-Origin-Embedder-Policy too.
     "embed": Policy(extra={"Cross-Origin-Resource-Policy": "cross-origin"}),

@@ -91,6 +91,11 @@ def test_the_owner_edits_previews_tests_publishes_and_restores(tmp_path, phone, 
         page.wait_for_url(base + "/admin/magnets/squats/edit")
         checked(page, axe_source)
 
+        page.goto(base + "/admin/magnets/squats/guide")
+        checked(page, axe_source)
+        expect(page.locator("main")).to_contain_text("current")
+        page.goto(base + "/admin/magnets/squats/edit")
+
         # Add a step, write its Markdown, save, preview at 375 px, send a test.
         add_step(page, "Bonus drill", BONUS_BODY, "0")
         page.get_by_role("button", name="Save draft").click()
@@ -188,6 +193,8 @@ def test_two_editors_at_once_the_second_save_is_refused_and_kept(tmp_path, chrom
             second.locator("fieldset.step").first.get_by_label("Subject", exact=True)
         ).to_have_value("Second owner's subject")
         check_accessibility(second, axe_source)
+        # The error is announced, and the editor's script put the focus on it.
+        assert second.evaluate("document.activeElement.id") == "editor-error"
         first.reload()
         expect(
             first.locator("fieldset.step").first.get_by_label("Subject", exact=True)

@@ -18,10 +18,12 @@ from service.core.extensions import db
 from service.core.models import (
     AuditEntry,
     EmailStatus,
+    Enrolment,
     GuideUpload,
     Magnet,
     MagnetDraft,
     ScheduledEmail,
+    Subscriber,
 )
 from tests.helpers import (
     OWNER,
@@ -276,6 +278,8 @@ def test_the_editor_script_is_our_own(app, client):
     page = client.get(f"/admin/magnets/{slug}/edit").get_data(as_text=True)
     scripts = re.findall(r"<script[^>]*>", page)
     assert scripts == ['<script src="/static/editor.js" defer>']
+    policy = client.get(f"/admin/magnets/{slug}/edit").headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
     assert Path(app.static_folder, "editor.js").is_file()
 
 
@@ -314,3 +318,65 @@ def test_a_replaced_guide_stays_served_to_links_already_sent_for_30_days(app, cl
         sign_in_owner(app, client)  # a session lasts 12 hours
         page = client.get(f"/admin/magnets/{slug}/guide").get_data(as_text=True)
     assert "knees.pdf" in page and "current" in page and "(the guide before)" in page
+
+
+def test_html_mode_edits_raw_templates_and_the_sandbox_refuses_a_reach(app, client):
+    sign_in_owner(app, client)
+    slug = default_slug(app)
+    client.get(f"/admin/magnets/{slug}/edit")
+    steps, revision = draft(app, slug)
+    hostile = EditableStep(
+        **{**steps[1].__dict__, "mode": "html", "html": "{{ ''.__class__.__mro__ }}"}
+    )
+    answer = client.post(
+        f"/admin/magnets/{slug}/edit",
+        data={**form_of([steps[0], hostile, *steps[2:]], revision), "csrf_token": token(client)},
+    )
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert f"step &#39;{steps[1].id}&#39;" in page and "__class__" in page
+    assert draft(app, slug)[1] == revision  # nothing saved
+    edited = EditableStep(
+        **{
+            **steps[1].__dict__,
+            "mode": "html",
+            "html": steps[1].html.replace("<h1>", "<h1>Edited: "),
+        }
+    )
+    answer = client.post(
+        f"/admin/magnets/{slug}/edit",
+        data={**form_of([steps[0], edited, *steps[2:]], revision), "csrf_token": token(client)},
+    )
+    assert answer.status_code == 303
+    saved = draft(app, slug)[0][1]
+    assert saved.mode == "html" and "<h1>Edited: " in saved.html
+
+
+def test_archiving_with_stop_cancels_the_magnets_open_emails(app, client):
+    sign_in_owner(app, client)
+    assert new_magnet(client).status_code == 303
+    assert api_signup(client, "ann@example.com").status_code == 202
+    with app.app_context():
+        magnet = db.session.scalar(select(Magnet).where(Magnet.slug == "squats"))
+        person = db.session.scalar(select(Subscriber))
+        db.session.add(Enrolment(subscriber_id=person.id, magnet_id=magnet.id))
+        db.session.add(
+            ScheduledEmail(
+                subscriber_id=person.id,
+                magnet_id=magnet.id,
+                step_id="knees-over-toes",
+                anchor_at=datetime.now(UTC),
+                due_at=datetime.now(UTC),
+                message_id="<m1@x>",
+            )
+        )
+        db.session.commit()
+    client.post(
+        "/admin/magnets/squats/archive", data={"csrf_token": token(client), "stop_emails": "yes"}
+    )
+    with app.app_context():
+        rows = db.session.execute(select(ScheduledEmail.magnet_id, ScheduledEmail.status)).all()
+        squats = db.session.scalar(select(Magnet.id).where(Magnet.slug == "squats"))
+        assert {(m == squats, s) for m, s in rows} == {(True, "cancelled"), (False, "pending")}
+        stopped = db.session.scalar(select(Enrolment).where(Enrolment.magnet_id == squats))
+        assert stopped.stop_reason == "archived"
