@@ -98,6 +98,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the server refused the sender or the message: our fault
     CANCELLED = "cancelled"  # no longer wanted when its turn came
     SKIPPED = "skipped"  # its step left the sequence: the next one is scheduled instead
+    SPACED = "spaced"  # too soon after another magnet's email (EMAIL_MIN_GAP): moved later
     NOT_CLAIMED = "not-claimed"  # not due, or another worker has it
 
 

@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,9 @@ STORAGE_PATH = re.compile(
 # S3's rules for bucket names: 3-63 lowercase letters, digits, dots and hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 STORAGE_URL_PARAMETERS = ("endpoint_url", "region")
+# A duration as the sequence file writes its delays (content/sequence.py's parse_delay).
+DURATION = re.compile(r"^([0-9]+)\s*([smhd]?)$")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 # Where the app factory keeps the settings it read: settings_of(app) reads them back.
@@ -125,6 +129,9 @@ class Settings:
     guide_url: str | None
     send_lease: float
     storage_url: StorageUrl
+    # The least time between two emails to one person from different magnets' sequences or
+    # a broadcast (sending/spacing.py); zero turns the rule off.
+    email_min_gap: timedelta = field(default=timedelta(hours=1))
     embedded: bool = field(default=False)
     dkim: DkimKey | None = field(default=None)
     # Bounce and complaint webhooks: each provider is enabled by its key (see webhooks/).
@@ -199,6 +206,7 @@ class Settings:
             guide_file=_optional_file(env, "GUIDE_FILE"),
             guide_url=_optional_http_url(env, "GUIDE_URL"),
             send_lease=_positive_number(env, "SEND_LEASE", 300),
+            email_min_gap=_duration(env, "EMAIL_MIN_GAP", timedelta(hours=1)),
             storage_url=_storage_url(env, instance),
             embedded=embedded,
             dkim=_dkim(env),
@@ -542,6 +550,17 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
     if not value > 0:
         raise SettingsError(name, "must be greater than 0")
     return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    """A duration written as the sequence's delays are: `0`, `45s`, `10m`, `2h`, `3d`."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    match = DURATION.match(raw)
+    if not match:
+        raise SettingsError(name, f"must be a duration like 0, 45s, 10m, 2h or 3d, not {raw!r}")
+    return timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
 
 
 def _dkim(env: Mapping[str, str]) -> DkimKey | None:

@@ -15,11 +15,15 @@ from .context import Context
 from .message import build_message
 
 
-def links(settings: Settings, subscriber: tokens.Holder) -> dict[str, str]:
+def links(
+    settings: Settings, subscriber: tokens.Holder, magnet_id: int | None = None
+) -> dict[str, str]:
+    """The links of one email; its unsubscribe link names the email's magnet, so the page
+    can offer to stop only that one."""
     keys, base = settings.secret_keys, settings.public_url
     return {
         "unsubscribe_url": f"{base}/unsubscribe/"
-        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber),
+        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber, magnet_id),
         "guide_url": f"{base}/guide/" + tokens.make_token(keys, tokens.GUIDE, subscriber),
         "confirm_url": f"{base}/confirm/"
         + tokens.make_timed_token(keys, tokens.CONFIRM, subscriber),
@@ -36,9 +40,15 @@ def template_for(email: ScheduledEmail, sequence: Sequence) -> str | None:
     return step.template if step else None
 
 
-def context(ctx: Context, subscriber: Subscriber, template: str, preheader: str = "") -> dict:
+def context(
+    ctx: Context,
+    subscriber: Subscriber,
+    template: str,
+    preheader: str = "",
+    magnet_id: int | None = None,
+) -> dict:
     """The template variables of one email to one subscriber."""
-    urls = links(ctx.settings, subscriber)
+    urls = links(ctx.settings, subscriber, magnet_id)
     if template != "confirm":
         urls.pop("confirm_url")
     return {
@@ -64,7 +74,7 @@ def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> R
         return None
     step = ctx.content.step(email.step_id)
     preheader = step.preheader if step else ""
-    variables = context(ctx, subscriber, template, preheader)
+    variables = context(ctx, subscriber, template, preheader, email.magnet_id)
     return render_email(template, variables, ctx.settings.templates_dir)
 
 
@@ -88,7 +98,7 @@ def compose(
         to_address=recipient,
         to_name=subscriber.first_name,
         message_id=email.message_id,
-        unsubscribe_url=links(ctx.settings, subscriber)["unsubscribe_url"],
+        unsubscribe_url=links(ctx.settings, subscriber, email.magnet_id)["unsubscribe_url"],
         date=ctx.now(),
     )
     sender = ctx.sender

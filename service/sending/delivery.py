@@ -28,6 +28,7 @@ from ..core.models import (
 from .compose import compose, render_for
 from .context import Context
 from .schedule import cancel_open, schedule_next
+from .spacing import held_until, hold
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult
 
@@ -115,9 +116,15 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     email, subscriber = loaded
     if subscriber.status != _wanted_status(email):
         return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
+    ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content renders it and goes on
+    until = held_until(ctx, email)
+    if until is not None:
+        hold(email, until)
+        db.session.commit()
+        return Outcome.SPACED
     rendered = render_for(ctx, email, subscriber)
     if rendered is None:  # its step was removed from the sequence: move on to the next
-        schedule_next(ctx, subscriber, email.step_id, now)
+        schedule_next(ctx, subscriber, email.step_id, now, email.magnet_id)
         return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
     if not still_wanted(ctx, email, subscriber):
@@ -210,7 +217,7 @@ def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
         email.last_error = None
         _log(email, Outcome.SENT, result.code, result.reply, now)
         if email.purpose == Purpose.DRIP:
-            schedule_next(ctx, subscriber, email.step_id, now)
+            schedule_next(ctx, subscriber, email.step_id, now, email.magnet_id)
     db.session.commit()
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from ..content.sequence import Sequence, Step
-from ..core.extensions import db
+from ..core.extensions import db, rowcount
 from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
 from .context import Context
 from .message import new_message_id
@@ -21,10 +21,17 @@ def zone_of(subscriber: Subscriber, sequence: Sequence) -> ZoneInfo:
 
 
 def _add(
-    ctx: Context, subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime
+    ctx: Context,
+    subscriber: Subscriber,
+    step: Step,
+    purpose: str,
+    anchor: datetime,
+    due: datetime,
+    magnet_id: int | None,
 ) -> ScheduledEmail:
     email = ScheduledEmail(
         subscriber_id=subscriber.id,
+        magnet_id=magnet_id,
         step_id=step.id,
         purpose=purpose,
         status=EmailStatus.PENDING,
@@ -40,25 +47,32 @@ def _add(
 
 
 def schedule_step(
-    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime
+    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime, magnet_id: int | None
 ) -> ScheduledEmail:
-    """A drip step, due its delay after `anchor` (in its send window)."""
+    """A drip step of that magnet's sequence (the context's content), due its delay after
+    `anchor` (in its send window)."""
     due = step.due_after(anchor, zone_of(subscriber, ctx.content))
-    return _add(ctx, subscriber, step, Purpose.DRIP, anchor, due)
+    return _add(ctx, subscriber, step, Purpose.DRIP, anchor, due, magnet_id)
 
 
-def schedule_confirmation(ctx: Context, subscriber: Subscriber) -> ScheduledEmail:
+def schedule_confirmation(
+    ctx: Context, subscriber: Subscriber, magnet_id: int | None
+) -> ScheduledEmail:
+    """The double opt-in link, for the magnet signed up for: confirming starts that one."""
     now = ctx.now()
     step = Step(id="confirm", delay=timedelta(0), template="confirm")
-    return _add(ctx, subscriber, step, Purpose.CONFIRM, now, now)
+    return _add(ctx, subscriber, step, Purpose.CONFIRM, now, now, magnet_id)
 
 
-def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
-    """The guide again for someone who asked twice, at most once a day."""
+def schedule_resend(
+    ctx: Context, subscriber: Subscriber, magnet_id: int | None
+) -> ScheduledEmail | None:
+    """That magnet's guide again for someone who asked twice, at most once a day."""
     now, sequence = ctx.now(), ctx.content
     recent = db.session.scalar(
         select(ScheduledEmail.id).where(
             ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.magnet_id == magnet_id,
             ScheduledEmail.step_id == sequence.first.id,
             ScheduledEmail.purpose.in_((Purpose.DRIP, Purpose.RESEND)),
             ScheduledEmail.created_at > now - RESEND_GAP,
@@ -67,14 +81,15 @@ def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | No
     )
     if recent is not None:
         return None
-    return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now)
+    return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now, magnet_id)
 
 
-def _drip_rows(subscriber_id: int) -> dict[str, ScheduledEmail]:
-    """The subscriber's drip rows by step id, in one query."""
+def _drip_rows(subscriber_id: int, magnet_id: int | None) -> dict[str, ScheduledEmail]:
+    """The subscriber's drip rows of one magnet by step id, in one query."""
     rows = db.session.scalars(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.magnet_id == magnet_id,
             ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
@@ -86,30 +101,37 @@ def _sent(rows: dict[str, ScheduledEmail]) -> set[str]:
 
 
 def schedule_next(
-    ctx: Context, subscriber: Subscriber, after_step_id: str, sent_at: datetime
+    ctx: Context,
+    subscriber: Subscriber,
+    after_step_id: str,
+    sent_at: datetime,
+    magnet_id: int | None,
 ) -> ScheduledEmail | None:
-    """Schedule the step after `after_step_id`, `delay` after the send that just happened,
-    as the context's content snapshot has it."""
-    rows = _drip_rows(subscriber.id)
+    """Schedule the step of that magnet after `after_step_id`, `delay` after the send that
+    just happened, as the context's content snapshot (that magnet's) has it."""
+    rows = _drip_rows(subscriber.id, magnet_id)
     step = ctx.content.after(after_step_id, _sent(rows))
     if step is None:
         return None
     if step.id in rows:
         return _revive(rows[step.id], subscriber, step, sent_at, ctx.content)
-    return schedule_step(ctx, subscriber, step, sent_at)
+    return schedule_step(ctx, subscriber, step, sent_at, magnet_id)
 
 
-def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
-    """After a resubscription: the step they stopped at comes back, counted from now."""
+def resume_drip(
+    ctx: Context, subscriber: Subscriber, magnet_id: int | None
+) -> ScheduledEmail | None:
+    """After a resubscription: the step of that magnet they stopped at comes back, counted
+    from now (the context is that magnet's)."""
     now = ctx.now()
-    rows = _drip_rows(subscriber.id)
+    rows = _drip_rows(subscriber.id, magnet_id)
     sent = _sent(rows)
     step = next((s for s in ctx.content.steps if s.id not in sent), None)
     if step is None:
         return None
     if step.id in rows:
         return _revive(rows[step.id], subscriber, step, now, ctx.content)
-    return schedule_step(ctx, subscriber, step, now)
+    return schedule_step(ctx, subscriber, step, now, magnet_id)
 
 
 def recent_confirmation(subscriber: Subscriber, now: datetime) -> bool:
@@ -155,3 +177,19 @@ def cancel_open(subscriber_id: int) -> None:
         )
         .values(status=EmailStatus.CANCELLED, lease_until=None)
     )
+
+
+def cancel_magnet(subscriber_id: int, magnet_id: int) -> int:
+    """Cancel what is not yet sent of one magnet (its guide, resends, sequence): the
+    others' go on. A claimed row is cancelled too; the worker re-checks before sending."""
+    result = db.session.execute(
+        update(ScheduledEmail)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.magnet_id == magnet_id,
+            ScheduledEmail.status.in_(EmailStatus.OPEN),
+        )
+        .values(status=EmailStatus.CANCELLED, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)

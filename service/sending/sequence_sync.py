@@ -123,20 +123,23 @@ def apply(ctx: Context) -> list[Change]:
             subscriber = db.session.get_one(Subscriber, change.subscriber_id)
             step = sequence.step(change.new_step)
             assert step is not None  # plan() took it from this sequence
-            _replace(ctx, subscriber, step, row.anchor_at)
+            _replace(ctx, subscriber, step, row.anchor_at, row.magnet_id)
     return changes
 
 
-def _replace(ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime) -> None:
+def _replace(
+    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime, magnet_id: int | None
+) -> None:
     existing = db.session.scalar(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.magnet_id == magnet_id,
             ScheduledEmail.step_id == step.id,
             ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
     if existing is None:
-        schedule_step(ctx, subscriber, step, anchor)
+        schedule_step(ctx, subscriber, step, anchor, magnet_id)
     elif existing.status in (EmailStatus.CANCELLED, EmailStatus.FAILED):
         existing.status = EmailStatus.PENDING
         existing.anchor_at = anchor
