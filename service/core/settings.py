@@ -206,7 +206,9 @@ class Settings:
             guide_file=_optional_file(env, "GUIDE_FILE"),
             guide_url=_optional_http_url(env, "GUIDE_URL"),
             send_lease=_positive_number(env, "SEND_LEASE", 300),
-            email_min_gap=_duration(env, "EMAIL_MIN_GAP", timedelta(hours=1)),
+            email_min_gap=_duration(
+                "EMAIL_MIN_GAP", _get(env, "EMAIL_MIN_GAP"), timedelta(hours=1)
+            ),
             storage_url=_storage_url(env, instance),
             embedded=embedded,
             dkim=_dkim(env),
@@ -552,9 +554,8 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
     return value
 
 
-def _duration(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+def _duration(name: str, raw: str | None, default: timedelta) -> timedelta:
     """A duration written as the sequence's delays are: `0`, `45s`, `10m`, `2h`, `3d`."""
-    raw = _get(env, name)
     if raw is None:
         return default
     match = DURATION.match(raw)

@@ -87,3 +87,8 @@ def magnets_of(subscriber: Subscriber) -> list[tuple[Magnet, Enrolment]]:
 def running(subscriber: Subscriber) -> list[Magnet]:
     """The magnets whose sequences run (or would, once the person is active again)."""
     return [magnet for magnet, found in magnets_of(subscriber) if found.stopped_at is None]
+
+
+def all_magnets() -> list[Magnet]:
+    """Every magnet, archived ones too (their figures stay), the oldest first."""
+    return list(db.session.scalars(select(Magnet).order_by(Magnet.id)))
