@@ -14,7 +14,9 @@ from flask_migrate import upgrade
 
 from . import create_app
 from .command_group import ServiceGroup
+from .core.extensions import db
 from .core.settings import settings_of
+from .magnet_commands import content_group, magnets_group
 from .sending.context import Context, for_app
 
 
@@ -27,6 +29,8 @@ def own_commands() -> tuple[click.Command, ...]:
         subscribers_group,
         admin_group,
         check_group,
+        magnets_group,
+        content_group,
     )
 
 
@@ -75,6 +79,8 @@ def serve(host: str, port: int) -> None:
         raise click.ClickException(str(exc)) from None
     with lock:
         upgrade(directory=current_app.extensions["migrate"].directory)
+        _context()  # the default magnet's content loaded now, before the children start
+        db.session.commit()
         raise SystemExit(supervise(current_app, host, port))
 
 

@@ -3,17 +3,14 @@ its own [magnet], [consent] and steps (guide, then one follow-up two days later)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from datetime import datetime
 
 from flask import Flask
 
-from service.content.magnets import default_magnet
+from service.content.magnets import create, default_magnet, ensure_default
 from service.core.extensions import db
-from service.core.models import Magnet, MagnetVersion
-from service.core.settings import SHIPPED_TEMPLATES
+from service.core.settings import SHIPPED_TEMPLATES, settings_of
 from service.sending.context import Context, for_app
 
 KNEE = "knee-checklist"
@@ -49,10 +46,11 @@ def shipped_files() -> dict[str, str]:
 def knee_files(slug: str = KNEE, title: str = KNEE_TITLE) -> dict[str, str]:
     files = shipped_files()
     text = files["sequence.toml"]
-    text = text[: text.index("[[steps]]")] + STEPS
+    text = text[: text.index("\n[[steps]]")] + STEPS
     text = re.sub(r'(?m)^text = ".*"$', f'text = "{KNEE_CONSENT}"', text, count=1)
     text = re.sub(r'(?m)^version = ".*"$', 'version = "knee-1"', text, count=1)
-    files["sequence.toml"] = f'[magnet]\nslug = "{slug}"\ntitle = "{title}"\n\n' + text
+    text = re.sub(r'(?m)^slug = ".*"$', f'slug = "{slug}"', text, count=1)
+    files["sequence.toml"] = re.sub(r'(?m)^title = ".*"$', f'title = "{title}"', text, count=1)
     return files
 
 
@@ -62,24 +60,11 @@ def add_magnet(
     title: str = KNEE_TITLE,
     archived_at: datetime | None = None,
 ) -> int:
-    """A published magnet of its own (a Magnet row and its first version); its id."""
+    """A published magnet of its own (content.magnets.create: version 1, published); its id."""
     with app.app_context():
-        default_magnet()  # the default exists first, as on a started service
-        files = knee_files(slug, title)
-        canonical = json.dumps(files, sort_keys=True)
-        magnet = Magnet(slug=slug, title=title, archived_at=archived_at)
-        db.session.add(magnet)
-        db.session.flush()
-        version = MagnetVersion(
-            magnet_id=magnet.id,
-            number=1,
-            files=canonical,
-            fingerprint=hashlib.sha256(canonical.encode()).hexdigest(),
-            created_by="tests",
-        )
-        db.session.add(version)
-        db.session.flush()
-        magnet.published_version_id = version.id
+        ensure_default(settings_of(app))  # the default exists first, as on a started service
+        magnet = create(slug, title, knee_files(slug, title), by="tests")
+        magnet.archived_at = archived_at
         db.session.commit()
         return magnet.id
 

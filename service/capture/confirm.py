@@ -88,11 +88,11 @@ def reinstate(ctx: Context, subscriber: Subscriber, magnet: Magnet) -> list[int]
     magnets = {m.id: m for m in running(subscriber)} or {magnet.id: magnet}
     for each in magnets.values():
         mctx = ctx.for_magnet(each.id)
-        resumed = resume_drip(mctx, subscriber, each.id)
+        resumed = resume_drip(mctx, subscriber)
         if resumed is not None and resumed.step_id == mctx.content.first.id:
             ids.append(resumed.id)  # its guide never went out: this is it
         elif each.id == magnet.id:
-            resend = schedule_resend(mctx, subscriber, each.id)
+            resend = schedule_resend(mctx, subscriber)
             ids += [resend.id] if resend else []
     return ids
 
@@ -102,7 +102,7 @@ def resend_confirmation(ctx: Context, subscriber: Subscriber) -> list[int]:
     if subscriber.status != SubscriberStatus.PENDING or recent_confirmation(subscriber, ctx.now()):
         db.session.rollback()
         return []
-    email = schedule_confirmation(ctx, subscriber, confirmed_magnet(subscriber).id)
+    email = schedule_confirmation(ctx.for_magnet(confirmed_magnet(subscriber).id), subscriber)
     queue_nudge([email.id])
     db.session.commit()
     return [email.id]

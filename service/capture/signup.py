@@ -102,7 +102,7 @@ def _sign_up(
     enrol(ctx, subscriber, magnet, entry)
     if confirm_first:
         return subscriber.id, _confirm_again(ctx, subscriber, magnet)
-    return subscriber.id, [schedule_step(ctx, subscriber, ctx.content.first, now, magnet.id).id]
+    return subscriber.id, [schedule_step(ctx, subscriber, ctx.content.first, now).id]
 
 
 def _opted_out(ctx: Context, address: str) -> bool:
@@ -152,11 +152,11 @@ def _start_or_resend(
     sends its guide again (at most once a day) and its sequence goes on where it is (where
     it stopped, if they had stopped it)."""
     if new:
-        return [schedule_step(ctx, subscriber, ctx.content.first, ctx.now(), magnet.id).id]
-    resumed = resume_drip(ctx, subscriber, magnet.id) if stopped else None
+        return [schedule_step(ctx, subscriber, ctx.content.first, ctx.now()).id]
+    resumed = resume_drip(ctx, subscriber) if stopped else None
     if resumed is not None and resumed.step_id == ctx.content.first.id:
         return [resumed.id]
-    resend = schedule_resend(ctx, subscriber, magnet.id)
+    resend = schedule_resend(ctx, subscriber)
     return [resend.id] if resend else []
 
 
@@ -176,4 +176,4 @@ def _confirm_again(ctx: Context, subscriber: Subscriber, magnet: Magnet) -> list
     meanwhile (capture/confirm.py), this one included."""
     if recent_confirmation(subscriber, ctx.now()):
         return []
-    return [schedule_confirmation(ctx, subscriber, magnet.id).id]
+    return [schedule_confirmation(ctx, subscriber).id]

@@ -3,6 +3,7 @@ the hosted page must promise the pages the download has."""
 
 from __future__ import annotations
 
+import io
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -41,9 +42,33 @@ def _count(path: Path, _mtime_ns: int, _size: int) -> int | None:
         return None
 
 
-def guide_for_templates(settings: Settings, table: dict) -> dict:
-    """The sequence file's [guide] table with `pages` counted from the PDF. Its own `pages`
-    is only a fallback, for a GUIDE_URL whose file the service cannot read; None: say none."""
-    path = guide_path(settings)
-    counted = page_count(path) if path else None
+def guide_for_templates(settings: Settings, table: dict, uploaded: str | None = None) -> dict:
+    """The sequence file's [guide] table with `pages` counted from the PDF: the magnet's
+    upload (`uploaded`, its storage key), else the default guide. Its own `pages` is only a
+    fallback, for a GUIDE_URL whose file the service cannot read; None: say none."""
+    if uploaded is not None:
+        counted = stored_page_count(settings, uploaded)
+    else:
+        path = guide_path(settings)
+        counted = page_count(path) if path else None
     return {**table, "pages": counted or table.get("pages")}
+
+
+def stored_page_count(settings: Settings, key: str) -> int | None:
+    """Pages of a stored guide (its key names its bytes, so the count is kept for good)."""
+    if key in _stored_counts:
+        return _stored_counts[key]
+    from pypdf import PdfReader
+
+    from .storage import storage_for
+
+    try:
+        count: int | None = len(PdfReader(io.BytesIO(storage_for(settings).get(key))).pages)
+    except Exception as exc:  # missing or unreadable: the emails go without a count
+        log.warning("cannot count the pages of the stored guide %s: %s", key, exc)
+        return None
+    _stored_counts[key] = count
+    return count
+
+
+_stored_counts: dict[str, int | None] = {}

@@ -1,6 +1,7 @@
 """The guide PDF a guide link serves, read through storage, so that every web container serves
-the same bytes. Today one guide: GUIDE_FILE, else the shipped sample, put in the store (under
-its content's key) the first time a link asks for it."""
+the same bytes: a magnet's uploaded guide (kept under its content's key), else, for the
+default magnet, GUIDE_FILE or the shipped sample, put in the store the first time a link
+asks for it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from ..core.settings import Settings
 from .guide_pages import SAMPLE_GUIDE
-from .storage import PDF, StorageError, guide_key, storage_for
+from .storage import PDF, StorageError, check_pdf, guide_key, storage_for
 
 
 def default_guide_key(settings: Settings) -> str:
@@ -39,3 +40,19 @@ def guide_pdf(settings: Settings, key: str) -> bytes:
 def _key_of(path: Path, _mtime_ns: int, _size: int) -> str:
     # Modification time and size are in the cache key: a replaced file is hashed again.
     return guide_key(path.read_bytes())
+
+
+def store_guide(settings: Settings, data: bytes) -> str:
+    """Keep an uploaded guide (a PDF, else ValueError) and return its key, for
+    Magnet.guide_key: one file per content, however many magnets share it."""
+    check_pdf(data)
+    key = guide_key(data)
+    store = storage_for(settings)
+    if not store.exists(key):
+        store.put(key, data, PDF)
+    return key
+
+
+def magnet_guide_key(settings: Settings, uploaded: str | None) -> str:
+    """The key of the guide a magnet's link serves: its upload, else the default guide."""
+    return uploaded if uploaded is not None else default_guide_key(settings)

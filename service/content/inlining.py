@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 
 import css_inline
 from jinja2 import (
+    BaseLoader,
     Environment,
-    FileSystemLoader,
     TemplateSyntaxError,
     meta,
     nodes,
@@ -90,20 +90,21 @@ def _static(text: str) -> bool:
     return UNUSUAL_CHARACTERS.search(text) is not None
 
 
-class ScanningLoader(FileSystemLoader):
-    """A FileSystemLoader that notes, for each template as it is (re)loaded, whether its output
-    can be inlined once per shape, and which templates it extends, includes or imports."""
+class ScanningLoader(BaseLoader):
+    """Another loader (a folder's, or a version's files) that notes, for each template as it
+    is (re)loaded, whether its output can be inlined once per shape, and which templates it
+    extends, includes or imports."""
 
-    def __init__(self, searchpath: str) -> None:
-        super().__init__(searchpath)
+    def __init__(self, inner: BaseLoader) -> None:
+        self.inner = inner
         self.generation = 0  # how many loads so far: a render that saw none used noted versions
         self._notes: dict[str, tuple[bool, tuple[str | None, ...]]] = {}
         self._verdicts: dict[str, bool] = {}
 
     def get_source(
         self, environment: Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self.inner.get_source(environment, template)
         try:
             tree = environment.parse(source, template, filename)
         except TemplateSyntaxError:

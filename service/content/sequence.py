@@ -5,17 +5,21 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .rendering import Templates
+
 DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd]?)\s*$")  # ASCII digits: \d takes any script's
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAGNET_SLUG = re.compile(r"[a-z0-9-]{1,64}")  # a magnet's slug: lowercase letters, digits, -
 
 
 class SequenceError(ValueError):
@@ -116,6 +120,8 @@ class Sequence:
     consent: Consent
     guide: dict
     brand: dict
+    templates: Templates = field(default=Path(), compare=False)  # what its emails render from
+    magnet: dict = field(default_factory=dict)  # [magnet]: slug and title, both optional
 
     @property
     def first(self) -> Step:
@@ -134,15 +140,33 @@ class Sequence:
 
 @lru_cache(maxsize=8)
 def load_sequence(path: Path, templates_dir: Path, version: int = 0) -> Sequence:
-    """Parse and check the sequence file; raise SequenceError with one line on the first fault.
+    """Parse and check the sequence file and the templates beside it (read from the folder
+    into memory, as a stored version holds them); raise SequenceError with one line on the
+    first fault.
 
     `version` (the file's mtime) is only part of the cache key, so an edit is read again."""
+    # Imported here: magnet_files parses with this module's rules, and is the one reader.
+    from .magnet_files import load_files, read_sequence_folder
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        files = read_sequence_folder(path)
+    except OSError as exc:
         raise SequenceError(f"{path}: {exc}") from None
+    return load_files(files, where=str(path))
+
+
+def parse_sequence(
+    text: str, template_names: Collection[str], templates: Templates, where: str
+) -> Sequence:
+    """The sequence file's text, checked against the template folders there are
+    (`template_names`); `templates` is what its emails render from, `where` names the file
+    in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SequenceError(f"{where}: {exc}") from None
     sender = _table(data, "sender")
-    steps = _steps(data.get("steps"), templates_dir)
+    steps = _steps(data.get("steps"), template_names)
     mail_from = str(sender.get("from", ""))
     if "@" not in parseaddr(mail_from)[1]:
         raise SequenceError("[sender] from must look like 'Name <address@example.com>'")
@@ -162,7 +186,22 @@ def load_sequence(path: Path, templates_dir: Path, version: int = 0) -> Sequence
         consent=Consent(text=str(consent["text"]).strip(), version=str(consent["version"])),
         guide=_table(data, "guide"),
         brand=data.get("brand", {}),
+        templates=templates,
+        magnet=_magnet(data.get("magnet", {})),
     )
+
+
+def _magnet(raw: object) -> dict:
+    """The optional [magnet] table: the slug and title the magnet is known by."""
+    if not isinstance(raw, dict):
+        raise SequenceError("[magnet] must be a table with slug and title")
+    slug = raw.get("slug")
+    if slug is not None and not (isinstance(slug, str) and MAGNET_SLUG.fullmatch(slug)):
+        raise SequenceError(f"[magnet] slug {slug!r} must be 1-64 lowercase letters, digits or -")
+    title = raw.get("title")
+    if title is not None and not (isinstance(title, str) and title.strip()):
+        raise SequenceError("[magnet] title must be some text")
+    return raw
 
 
 def _table(data: dict, name: str) -> dict:
@@ -179,7 +218,7 @@ def _zone(name: object) -> ZoneInfo:
         raise SequenceError(f"[sender] time_zone {name!r} is not an IANA time zone") from None
 
 
-def _steps(raw: object, templates_dir: Path) -> tuple[Step, ...]:
+def _steps(raw: object, template_names: Collection[str]) -> tuple[Step, ...]:
     if not isinstance(raw, list) or not raw:
         raise SequenceError("the sequence file needs at least one [[steps]] table")
     steps: list[Step] = []
@@ -195,7 +234,7 @@ def _steps(raw: object, templates_dir: Path) -> tuple[Step, ...]:
         if any(s.id == step_id for s in steps):
             raise SequenceError(f"{where}: duplicate id {step_id!r}")
         template = str(entry.get("template", step_id))
-        if not (templates_dir / template / "subject.txt").is_file():
+        if template not in template_names:
             raise SequenceError(f"step {step_id!r}: unknown template {template!r}")
         try:
             delay = parse_delay(entry.get("delay"))

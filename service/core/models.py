@@ -395,17 +395,6 @@ class Enrolment(Model):
     )
 
 
-class SequenceState(Model):
-    """The sequence as last applied to the schedule, so an edit can be shown and applied."""
-
-    __tablename__ = "sequence_state"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    steps: Mapped[str] = mapped_column(Text)  # JSON: [{"id", "delay", "window"}...]
-    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class Suppression(Model):
     """Addresses that must get no email until they consent again, kept only as keyed hashes
     so that erasing a person leaves no address in clear."""

@@ -154,6 +154,8 @@ class Settings:
     log_format: str = "json"
     # Links in sequence emails go through /r/<token>, which counts the click (README: Clicks).
     track_clicks: bool = True
+    # SEQUENCE_FILE was set: that file is the default magnet's truth, not the database.
+    sequence_file_managed: bool = False
 
     @property
     def templates_dir(self) -> Path:
@@ -199,6 +201,7 @@ class Settings:
             sequence_file=_existing_file(
                 "SEQUENCE_FILE", _get(env, "SEQUENCE_FILE") or str(DEFAULT_SEQUENCE_FILE)
             ),
+            sequence_file_managed=_get(env, "SEQUENCE_FILE") is not None,
             dispatch_interval=_positive_number(env, "DISPATCH_INTERVAL", 30),
             ratelimit_enabled=_boolean(env, "RATELIMIT_ENABLED", True),
             email_check_deliverability=_boolean(env, "EMAIL_CHECK_DELIVERABILITY", False),

@@ -14,6 +14,11 @@ GUIDE = "guide"
 CONFIRM = "confirm"
 
 
+def guide_purpose(magnet_id: int | None) -> str:
+    """The default magnet's guide links keep GUIDE; another magnet's name it."""
+    return GUIDE if magnet_id is None else f"{GUIDE}:{magnet_id}"
+
+
 class Holder(Protocol):
     """Whom a token is made for: a subscriber row (or the preview's sample)."""
 

@@ -30,6 +30,12 @@ def links(
     }
 
 
+def magnet_guide_url(settings: Settings, subscriber: tokens.Holder, magnet_id: int) -> str:
+    """Another magnet's guide link: its token is good for that magnet's guide only."""
+    token = tokens.make_token(settings.secret_keys, tokens.guide_purpose(magnet_id), subscriber)
+    return f"{settings.public_url}/guide/{token}?m={magnet_id}"
+
+
 def template_for(email: ScheduledEmail, sequence: Sequence) -> str | None:
     """The template folder of a scheduled email; None when its step left the sequence."""
     if email.purpose == Purpose.CONFIRM:
@@ -49,6 +55,8 @@ def context(
 ) -> dict:
     """The template variables of one email to one subscriber."""
     urls = links(ctx.settings, subscriber, magnet_id)
+    if not ctx.default_magnet and ctx.magnet_id is not None:
+        urls["guide_url"] = magnet_guide_url(ctx.settings, subscriber, ctx.magnet_id)
     if template != "confirm":
         urls.pop("confirm_url")
     return {
@@ -61,7 +69,7 @@ def context(
         "public_url": ctx.settings.public_url,
         "postal_address": ctx.content.postal_address,
         "sender_name": ctx.sender.partition("<")[0].strip().strip('"'),
-        "guide": guide_for_templates(ctx.settings, ctx.content.guide),
+        "guide": guide_for_templates(ctx.settings, ctx.content.guide, ctx.guide_key),
         "brand": ctx.content.brand,
         "preheader": preheader,
     }
@@ -75,7 +83,7 @@ def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> R
     step = ctx.content.step(email.step_id)
     preheader = step.preheader if step else ""
     variables = context(ctx, subscriber, template, preheader, email.magnet_id)
-    return render_email(template, variables, ctx.settings.templates_dir)
+    return render_email(template, variables, ctx.content.templates)
 
 
 def smtp_address(address: str) -> str:

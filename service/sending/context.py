@@ -4,22 +4,21 @@ mail transport and the clock. Built once per request (web/context.py) and once p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
 from flask import Flask
 
-from ..content.sequence import Sequence, SequenceError, load_sequence
+from ..content.published import InForce, Published
+from ..content.sequence import Sequence
 from ..core.clock import utcnow
 from ..core.settings import Settings, settings_of
 from .transport import SendResult, make_transport
 
-log = logging.getLogger(__name__)
-CONTENT = "leadmagnet.content"  # the last good sequence, kept on the app
+PUBLISHED = "leadmagnet.published"  # what each magnet has in force, kept on the app
 TRANSPORT = "leadmagnet.transport"  # one per process: the SMTP connection is reused
 
 
@@ -43,6 +42,10 @@ class Context:
     sender: str  # MAIL_FROM, or the sequence's [sender] from
     transport: Transport
     clock: Callable[[], datetime] = utcnow
+    magnet_id: int | None = None  # whose content this is (None: no magnets table yet)
+    default_magnet: bool = True  # the default magnet's (GET /, links without a magnet)
+    guide_key: str | None = None  # the magnet's uploaded guide in the store, if any
+    published: Published | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> datetime:
         return self.clock()
@@ -50,36 +53,56 @@ class Context:
     def for_magnet(self, magnet_id: int | None) -> Context:
         """This context with that magnet's published content (and its sender) in force, so
         code below works on `ctx.content` whichever magnet an email belongs to. None: the
-        default magnet. (Until magnets carry content, every magnet is the default.)"""
-        return self
+        default magnet. Raises content.published.NoContent for a magnet without content."""
+        if (magnet_id is not None and magnet_id == self.magnet_id) or self.published is None:
+            return self
+        found = self.published.content(magnet_id)
+        if found.magnet_id == self.magnet_id:
+            return self
+        return _with(self, found)
+
+    def forget_published(self) -> None:
+        """After a publish: every context of this app reads the published versions again."""
+        if self.published is not None:
+            self.published.forget()
 
 
 def for_app(app: Flask) -> Context:
-    """A context for one request or task: the content as it is now, read once."""
+    """A context for one request or task: the default magnet's content as it is now."""
     settings = settings_of(app)
-    content = current_content(app)
-    return Context(
+    published = published_of(app)
+    found = published.content(None)
+    ctx = Context(
         settings=settings,
-        content=content,
-        sender=settings.mail_from or content.mail_from,
+        content=found.content,
+        sender=settings.mail_from or found.content.mail_from,
         transport=transport_of(app),
+        published=published,
+    )
+    return _with(ctx, found)
+
+
+def _with(ctx: Context, found: InForce) -> Context:
+    return replace(
+        ctx,
+        content=found.content,
+        sender=ctx.settings.mail_from or found.content.mail_from,
+        magnet_id=found.magnet_id,
+        default_magnet=found.is_default,
+        guide_key=found.guide_key,
     )
 
 
+def published_of(app: Flask) -> Published:
+    found: Published | None = app.extensions.get(PUBLISHED)
+    if found is None:
+        found = app.extensions[PUBLISHED] = Published(settings_of(app))
+    return found
+
+
 def current_content(app: Flask) -> Sequence:
-    """The sequence file as it is now: an edit takes effect without a restart, and an edit
-    that breaks the file keeps the last good version running (and says so in the log)."""
-    path = settings_of(app).sequence_file
-    try:
-        current = load_sequence(path, path.parent, path.stat().st_mtime_ns)
-    except (SequenceError, OSError) as exc:
-        last_good: Sequence | None = app.extensions.get(CONTENT)
-        if last_good is None:
-            raise
-        log.error("the edited sequence file is not used: %s", exc)
-        return last_good
-    app.extensions[CONTENT] = current
-    return current
+    """The sequence file as it is now (checked at start: create_app refuses a broken one)."""
+    return published_of(app).file_content()
 
 
 def transport_of(app: Flask) -> Transport:

@@ -8,9 +8,11 @@ import time
 from datetime import datetime, timedelta
 from typing import TypedDict
 
+from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from ..content.published import NoContent
 from ..core import metrics
 from ..core.extensions import db, rowcount
 from ..core.logs import mask_addresses
@@ -116,15 +118,16 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     email, subscriber = loaded
     if subscriber.status != _wanted_status(email):
         return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
-    ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content renders it and goes on
-    until = held_until(ctx, email)
-    if until is not None:
-        hold(email, until)
-        db.session.commit()
-        return Outcome.SPACED
-    rendered = render_for(ctx, email, subscriber)
+    try:
+        ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content, one snapshot
+        until = held_until(ctx, email)  # EMAIL_MIN_GAP: another magnet's email just left
+        if until is not None:
+            return _spaced(email, until)
+        rendered = render_for(ctx, email, subscriber)
+    except (TemplateError, NoContent) as exc:  # the sandbox's SecurityError among them
+        return _unrenderable(email, exc)
     if rendered is None:  # its step was removed from the sequence: move on to the next
-        schedule_next(ctx, subscriber, email.step_id, now, email.magnet_id)
+        schedule_next(ctx, subscriber, email.step_id, now)
         return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
     if not still_wanted(ctx, email, subscriber):
@@ -138,6 +141,22 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     except DeliveryError as exc:
         return _failed(ctx, email, subscriber, exc)
     return _sent(ctx, about, result)
+
+
+def _spaced(email: ScheduledEmail, until: datetime) -> Outcome:
+    """EMAIL_MIN_GAP: give the claim back, due again at `until`, no attempt counted."""
+    hold(email, until)
+    db.session.commit()
+    return Outcome.SPACED
+
+
+def _unrenderable(email: ScheduledEmail, exc: Exception) -> Outcome:
+    """A template that cannot render (or a magnet without content) fails that email, not
+    the worker: it would fail the same way on every try."""
+    email.last_error = f"cannot render: {type(exc).__name__}: {exc}"[:2000]
+    log.error("email %s cannot be rendered: %s", email.id, email.last_error, extra=_about(email))
+    metrics.send_failed(Outcome.FAILED)
+    return _finish(email, EmailStatus.FAILED, Outcome.FAILED)
 
 
 def _finish(email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome) -> Outcome:
@@ -217,7 +236,7 @@ def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
         email.last_error = None
         _log(email, Outcome.SENT, result.code, result.reply, now)
         if email.purpose == Purpose.DRIP:
-            schedule_next(ctx, subscriber, email.step_id, now, email.magnet_id)
+            schedule_next(ctx, subscriber, email.step_id, now)
     db.session.commit()
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)

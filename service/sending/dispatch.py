@@ -14,7 +14,7 @@ from ..core.models import EmailStatus, Outcome, ScheduledEmail
 from ..core.settings import Settings
 from .context import Context
 from .delivery import deliver
-from .sequence_sync import sync_if_changed
+from .publish import sync_file
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -104,9 +104,9 @@ def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) ->
 
 def run_pass(ctx: Context, handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:
     """One scheduler pass; returns how many emails were handed off."""
-    changes = sync_if_changed(ctx)
-    if changes:
-        log.info("applied the edited sequence file to %s scheduled emails", len(changes))
+    changes = sync_file(ctx)
+    if changes is not None:
+        log.info("published the edited sequence file: %s", "; ".join(changes.as_lines()))
     total = 0
     for _ in range(MAX_BATCHES):
         ids = claim_due(ctx, ctx.now(), batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db, rowcount
@@ -21,17 +21,11 @@ def zone_of(subscriber: Subscriber, sequence: Sequence) -> ZoneInfo:
 
 
 def _add(
-    ctx: Context,
-    subscriber: Subscriber,
-    step: Step,
-    purpose: str,
-    anchor: datetime,
-    due: datetime,
-    magnet_id: int | None,
+    ctx: Context, subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime
 ) -> ScheduledEmail:
     email = ScheduledEmail(
         subscriber_id=subscriber.id,
-        magnet_id=magnet_id,
+        magnet_id=ctx.magnet_id,  # the context's magnet: whose content renders it
         step_id=step.id,
         purpose=purpose,
         status=EmailStatus.PENDING,
@@ -47,32 +41,26 @@ def _add(
 
 
 def schedule_step(
-    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime, magnet_id: int | None
+    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime
 ) -> ScheduledEmail:
-    """A drip step of that magnet's sequence (the context's content), due its delay after
-    `anchor` (in its send window)."""
+    """A drip step, due its delay after `anchor` (in its send window)."""
     due = step.due_after(anchor, zone_of(subscriber, ctx.content))
-    return _add(ctx, subscriber, step, Purpose.DRIP, anchor, due, magnet_id)
+    return _add(ctx, subscriber, step, Purpose.DRIP, anchor, due)
 
 
-def schedule_confirmation(
-    ctx: Context, subscriber: Subscriber, magnet_id: int | None
-) -> ScheduledEmail:
-    """The double opt-in link, for the magnet signed up for: confirming starts that one."""
+def schedule_confirmation(ctx: Context, subscriber: Subscriber) -> ScheduledEmail:
     now = ctx.now()
     step = Step(id="confirm", delay=timedelta(0), template="confirm")
-    return _add(ctx, subscriber, step, Purpose.CONFIRM, now, now, magnet_id)
+    return _add(ctx, subscriber, step, Purpose.CONFIRM, now, now)
 
 
-def schedule_resend(
-    ctx: Context, subscriber: Subscriber, magnet_id: int | None
-) -> ScheduledEmail | None:
-    """That magnet's guide again for someone who asked twice, at most once a day."""
+def schedule_resend(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
+    """The guide again for someone who asked twice, at most once a day."""
     now, sequence = ctx.now(), ctx.content
     recent = db.session.scalar(
         select(ScheduledEmail.id).where(
             ScheduledEmail.subscriber_id == subscriber.id,
-            ScheduledEmail.magnet_id == magnet_id,
+            same_magnet(ctx.magnet_id),
             ScheduledEmail.step_id == sequence.first.id,
             ScheduledEmail.purpose.in_((Purpose.DRIP, Purpose.RESEND)),
             ScheduledEmail.created_at > now - RESEND_GAP,
@@ -81,7 +69,14 @@ def schedule_resend(
     )
     if recent is not None:
         return None
-    return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now, magnet_id)
+    return _add(ctx, subscriber, sequence.first, Purpose.RESEND, now, now)
+
+
+def same_magnet(magnet_id: int | None) -> ColumnElement[bool]:
+    """Rows of that magnet (step ids are only unique within one magnet's sequence)."""
+    if magnet_id is None:
+        return ScheduledEmail.magnet_id.is_(None)
+    return ScheduledEmail.magnet_id == magnet_id
 
 
 def _drip_rows(subscriber_id: int, magnet_id: int | None) -> dict[str, ScheduledEmail]:
@@ -89,7 +84,7 @@ def _drip_rows(subscriber_id: int, magnet_id: int | None) -> dict[str, Scheduled
     rows = db.session.scalars(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber_id,
-            ScheduledEmail.magnet_id == magnet_id,
+            same_magnet(magnet_id),
             ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
@@ -101,37 +96,30 @@ def _sent(rows: dict[str, ScheduledEmail]) -> set[str]:
 
 
 def schedule_next(
-    ctx: Context,
-    subscriber: Subscriber,
-    after_step_id: str,
-    sent_at: datetime,
-    magnet_id: int | None,
+    ctx: Context, subscriber: Subscriber, after_step_id: str, sent_at: datetime
 ) -> ScheduledEmail | None:
-    """Schedule the step of that magnet after `after_step_id`, `delay` after the send that
-    just happened, as the context's content snapshot (that magnet's) has it."""
-    rows = _drip_rows(subscriber.id, magnet_id)
+    """Schedule the step after `after_step_id`, `delay` after the send that just happened,
+    as the context's content snapshot has it."""
+    rows = _drip_rows(subscriber.id, ctx.magnet_id)
     step = ctx.content.after(after_step_id, _sent(rows))
     if step is None:
         return None
     if step.id in rows:
         return _revive(rows[step.id], subscriber, step, sent_at, ctx.content)
-    return schedule_step(ctx, subscriber, step, sent_at, magnet_id)
+    return schedule_step(ctx, subscriber, step, sent_at)
 
 
-def resume_drip(
-    ctx: Context, subscriber: Subscriber, magnet_id: int | None
-) -> ScheduledEmail | None:
-    """After a resubscription: the step of that magnet they stopped at comes back, counted
-    from now (the context is that magnet's)."""
+def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
+    """After a resubscription: the step they stopped at comes back, counted from now."""
     now = ctx.now()
-    rows = _drip_rows(subscriber.id, magnet_id)
+    rows = _drip_rows(subscriber.id, ctx.magnet_id)
     sent = _sent(rows)
     step = next((s for s in ctx.content.steps if s.id not in sent), None)
     if step is None:
         return None
     if step.id in rows:
         return _revive(rows[step.id], subscriber, step, now, ctx.content)
-    return schedule_step(ctx, subscriber, step, now, magnet_id)
+    return schedule_step(ctx, subscriber, step, now)
 
 
 def recent_confirmation(subscriber: Subscriber, now: datetime) -> bool:

@@ -3,7 +3,6 @@ and what an edit will change for them before anything is sent."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,14 +10,23 @@ from dataclasses import replace
 from jinja2 import TemplateError
 from sqlalchemy import func, inspect, select
 
+from ..content.published import sequence_of
 from ..content.rendering import render_email
 from ..content.sequence import Sequence, SequenceError, load_sequence
+from ..content.versions import published_version
 from ..core.clock import utcnow
 from ..core.extensions import db
-from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
+from ..core.models import (
+    EmailStatus,
+    Magnet,
+    MagnetPublication,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+)
 from .compose import context
 from .context import Context
-from .sequence_sync import Change, plan, snapshot, stored_state
+from .sequence_sync import Change, plan
 
 
 def sample_subscriber(first_name: str = "Sam") -> Subscriber:
@@ -51,9 +59,9 @@ def check(ctx: Context, echo: Callable[[str], None]) -> bool:
         echo(f"error: {exc}")
         return False
     ok = _render_steps(ctx, sequence, echo)
-    if inspect(db.engine).has_table(ScheduledEmail.__tablename__):
-        _positions(sequence, echo)
-        _edits(sequence, echo)
+    if inspect(db.engine).has_table(Magnet.__tablename__):
+        _positions(sequence, ctx.magnet_id, echo)
+        _edits(ctx, sequence, echo)
     return ok
 
 
@@ -64,7 +72,7 @@ def _render_steps(ctx: Context, sequence: Sequence, echo: Callable[[str], None])
     for step in sequence.steps:
         try:
             variables = context(checked, sample_subscriber(), step.template, step.preheader)
-            rendered = render_email(step.template, variables, ctx.settings.templates_dir)
+            rendered = render_email(step.template, variables, sequence.templates)
         except TemplateError as exc:
             echo(f"error: step {step.id!r}: template {step.template!r} fails to render: {exc}")
             ok = False
@@ -75,10 +83,14 @@ def _render_steps(ctx: Context, sequence: Sequence, echo: Callable[[str], None])
     return ok
 
 
-def _positions(sequence: Sequence, echo: Callable[[str], None]) -> None:
+def _positions(sequence: Sequence, magnet_id: int | None, echo: Callable[[str], None]) -> None:
     rows = db.session.execute(
         select(ScheduledEmail.step_id, func.count())
-        .where(ScheduledEmail.purpose == Purpose.DRIP, ScheduledEmail.status.in_(EmailStatus.OPEN))
+        .where(
+            ScheduledEmail.magnet_id == magnet_id,
+            ScheduledEmail.purpose == Purpose.DRIP,
+            ScheduledEmail.status.in_(EmailStatus.OPEN),
+        )
         .group_by(ScheduledEmail.step_id)
     ).all()
     echo("subscribers waiting for each step:")
@@ -89,13 +101,29 @@ def _positions(sequence: Sequence, echo: Callable[[str], None]) -> None:
         echo(f"  {step_id} (no longer in the file): {count}")
 
 
-def _edits(sequence: Sequence, echo: Callable[[str], None]) -> None:
-    state = stored_state()
-    if state is None:
+def _snapshot(sequence: Sequence) -> dict[str, dict]:
+    return {
+        s.id: {"delay": int(s.delay.total_seconds()), "window": repr(s.window)}
+        for s in sequence.steps
+    }
+
+
+def _edits(ctx: Context, sequence: Sequence, echo: Callable[[str], None]) -> None:
+    magnet = db.session.get(Magnet, ctx.magnet_id) if ctx.magnet_id is not None else None
+    version = published_version(magnet) if magnet is not None else None
+    if magnet is None or version is None:
         echo("the file has not been applied yet; the next scheduler pass applies it")
         return
-    before = {s["id"]: s for s in json.loads(state.steps)}
-    after = {s["id"]: s for s in snapshot(sequence)}
+    applied_at = (
+        db.session.scalar(
+            select(func.max(MagnetPublication.published_at)).where(
+                MagnetPublication.version_id == version.id
+            )
+        )
+        or version.created_at
+    )
+    before = _snapshot(sequence_of(version.id, version.fingerprint))
+    after = _snapshot(sequence)
     lines = [f"  added step {i}" for i in after if i not in before]
     lines += [f"  removed step {i}" for i in before if i not in after]
     lines += [
@@ -111,16 +139,21 @@ def _edits(sequence: Sequence, echo: Callable[[str], None]) -> None:
     if list(before) != list(after) and not lines:
         lines.append("  steps reordered")
     if not lines:
-        echo(f"no changes since the file was applied on {state.applied_at:%Y-%m-%d %H:%M} UTC")
+        echo(f"no changes since the file was applied on {applied_at:%Y-%m-%d %H:%M} UTC")
         return
-    echo(f"changes since the file was applied on {state.applied_at:%Y-%m-%d %H:%M} UTC:")
+    echo(f"changes since the file was applied on {applied_at:%Y-%m-%d %H:%M} UTC:")
     for line in lines:
         echo(line)
-    kinds = Counter(_kind(change) for change in plan(sequence))
-    echo(
-        "what the next scheduler pass will do to emails not yet sent: "
-        + (", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing")
-    )
+    kinds = Counter(_kind(change) for change in plan(sequence, magnet.id))
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing"
+    if not ctx.settings.sequence_file_managed:
+        echo(
+            "SEQUENCE_FILE is not set, so the database is the truth: "
+            f"`leadmagnet content import {ctx.settings.templates_dir}` would do to emails "
+            f"not yet sent: {summary}"
+        )
+        return
+    echo(f"what the next scheduler pass will do to emails not yet sent: {summary}")
 
 
 def _kind(change: Change) -> str:

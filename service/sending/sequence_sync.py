@@ -1,27 +1,22 @@
-"""Applying an edited sequence file to people mid-sequence, and describing it beforehand.
+"""Applying a magnet's new content to people mid-sequence, and describing it beforehand.
 
-Positions are kept by step id: each open drip row is checked against what the current file
-says should come after the subscriber's last sent step, and its due time against the
-current delay and window.
+Positions are kept by step id: each open drip row of the magnet is checked against what the
+new content says should come after the subscriber's last sent step, and its due time
+against the new delay and window. sending/publish.py decides when; this module does it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db
-from ..core.models import EmailStatus, Purpose, ScheduledEmail, SequenceState, Subscriber
+from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
 from .context import Context
-from .schedule import schedule_step, zone_of
-
-STATE_ID = 1
+from .schedule import same_magnet, schedule_step, zone_of
 
 
 @dataclass(frozen=True)
@@ -34,24 +29,16 @@ class Change:
     new_due: datetime | None
 
 
-def snapshot(sequence: Sequence) -> list[dict]:
-    return [
-        {"id": s.id, "delay": int(s.delay.total_seconds()), "window": repr(s.window)}
-        for s in sequence.steps
-    ]
-
-
-def fingerprint(sequence: Sequence) -> str:
-    return hashlib.sha256(json.dumps(snapshot(sequence)).encode()).hexdigest()
-
-
-def _last_sent(subscriber_ids: set[int]) -> dict[int, tuple[list[str], str | None]]:
-    """For each subscriber: the ids of drip steps sent, and the last one sent."""
+def _last_sent(
+    subscriber_ids: set[int], magnet_id: int | None
+) -> dict[int, tuple[list[str], str | None]]:
+    """For each subscriber: the ids of the magnet's drip steps sent, and the last one sent."""
     found: dict[int, tuple[list[str], str | None]] = {i: ([], None) for i in subscriber_ids}
     rows = db.session.execute(
         select(ScheduledEmail.subscriber_id, ScheduledEmail.step_id)
         .where(
             ScheduledEmail.subscriber_id.in_(subscriber_ids),
+            same_magnet(magnet_id),
             ScheduledEmail.purpose == Purpose.DRIP,
             ScheduledEmail.status == EmailStatus.SENT,
         )
@@ -69,17 +56,18 @@ def _expected(sequence: Sequence, sent: list[str], last: str | None) -> Step | N
     return sequence.after(last, set(sent))
 
 
-def plan(sequence: Sequence) -> list[Change]:
-    """What applying this sequence would change among emails not yet claimed."""
+def plan(sequence: Sequence, magnet_id: int | None) -> list[Change]:
+    """What applying this sequence to the magnet would change among emails not yet claimed."""
     rows = list(
         db.session.scalars(
             select(ScheduledEmail).where(
+                same_magnet(magnet_id),
                 ScheduledEmail.purpose == Purpose.DRIP,
                 ScheduledEmail.status == EmailStatus.PENDING,
             )
         )
     )
-    history = _last_sent({r.subscriber_id for r in rows})
+    history = _last_sent({r.subscriber_id for r in rows}, magnet_id)
     subscribers = {
         s.id: s
         for s in db.session.scalars(select(Subscriber).where(Subscriber.id.in_(history.keys())))
@@ -107,10 +95,10 @@ def plan(sequence: Sequence) -> list[Change]:
 
 
 def apply(ctx: Context) -> list[Change]:
-    """Reschedule, replace or end open rows so they follow the context's content; one
-    transaction."""
+    """Reschedule, replace or end the open rows of the context's magnet so they follow the
+    context's content; in the caller's transaction."""
     sequence = ctx.content
-    changes = plan(sequence)
+    changes = plan(sequence, ctx.magnet_id)
     for change in changes:
         row = db.session.get_one(ScheduledEmail, change.email_id)
         if change.new_step == change.old_step:
@@ -123,56 +111,22 @@ def apply(ctx: Context) -> list[Change]:
             subscriber = db.session.get_one(Subscriber, change.subscriber_id)
             step = sequence.step(change.new_step)
             assert step is not None  # plan() took it from this sequence
-            _replace(ctx, subscriber, step, row.anchor_at, row.magnet_id)
+            _replace(ctx, subscriber, step, row.anchor_at)
     return changes
 
 
-def _replace(
-    ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime, magnet_id: int | None
-) -> None:
+def _replace(ctx: Context, subscriber: Subscriber, step: Step, anchor: datetime) -> None:
     existing = db.session.scalar(
         select(ScheduledEmail).where(
             ScheduledEmail.subscriber_id == subscriber.id,
-            ScheduledEmail.magnet_id == magnet_id,
+            same_magnet(ctx.magnet_id),
             ScheduledEmail.step_id == step.id,
             ScheduledEmail.purpose == Purpose.DRIP,
         )
     )
     if existing is None:
-        schedule_step(ctx, subscriber, step, anchor, magnet_id)
+        schedule_step(ctx, subscriber, step, anchor)
     elif existing.status in (EmailStatus.CANCELLED, EmailStatus.FAILED):
         existing.status = EmailStatus.PENDING
         existing.anchor_at = anchor
         existing.due_at = step.due_after(anchor, zone_of(subscriber, ctx.content))
-
-
-def stored_state() -> SequenceState | None:
-    return db.session.get(SequenceState, STATE_ID)
-
-
-def sync_if_changed(ctx: Context) -> list[Change] | None:
-    """Called by each scheduler pass: apply the context's content once after it changed."""
-    sequence = ctx.content
-    current = fingerprint(sequence)
-    state = stored_state()
-    if state is not None and state.fingerprint == current:
-        db.session.rollback()
-        return None
-    # Lock the state row so two passes do not apply the same edit twice.
-    state = db.session.get(SequenceState, STATE_ID, with_for_update=True)
-    if state is not None and state.fingerprint == current:
-        db.session.rollback()
-        return None
-    changes = apply(ctx)
-    if state is None:
-        state = SequenceState(id=STATE_ID)
-        db.session.add(state)
-    state.fingerprint = current
-    state.steps = json.dumps(snapshot(sequence))
-    state.applied_at = ctx.now()  # this edit's day, not the first file's
-    try:
-        db.session.commit()
-    except IntegrityError:  # another pass stored the first state at the same moment
-        db.session.rollback()
-        return None
-    return changes

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from ..capture.confirm import CONFIRM_MAX_AGE, confirm, resend_confirmation
 from ..capture.signup import sign_up
 from ..capture.validation import FORM_TRUE, SignupInput
-from ..content.guides import default_guide_key, guide_pdf
+from ..content.guides import guide_pdf, magnet_guide_key
+from ..content.published import NoContent
 from ..content.storage import PDF
 from ..core import tokens
 from ..core.extensions import csrf, db
@@ -28,6 +29,7 @@ from ..core.models import Magnet, Subscriber, SubscriberStatus
 from ..people.downloads import record_download
 from ..people.enrolments import running
 from ..people.unsubscribe import leave_magnet, unsubscribe
+from ..sending.context import Context
 from .context import current, settings
 from .requestmeta import request_meta
 
@@ -127,18 +129,22 @@ def unsubscribe_post(token: str) -> ResponseReturnValue:
 
 @bp.get("/guide/<token>")
 def guide(token: str) -> ResponseReturnValue:
-    ctx = current()
-    if not record_download(ctx, _subscriber_id(tokens.GUIDE, token)):
+    """The guide of the default magnet, or with `?m=<id>` (and a token made for it) of
+    another magnet."""
+    ctx, magnet_id = _guide_context()
+    if not record_download(ctx, _subscriber_id(tokens.guide_purpose(magnet_id), token)):
         abort(404)
-    if ctx.settings.guide_url:
+    if ctx.guide_key is None and ctx.settings.guide_url and ctx.default_magnet:
         return redirect(ctx.settings.guide_url, code=302)
+    if ctx.guide_key is None and not ctx.default_magnet:
+        abort(404)  # a magnet without an uploaded guide: its emails link elsewhere
     name = ctx.content.guide.get("filename", "guide.pdf")
     # Through storage, as every web container sees it; a store that does not answer raises
     # StorageError, which errors.py answers with 503.
-    key = default_guide_key(ctx.settings)
+    key = magnet_guide_key(ctx.settings, ctx.guide_key)
     try:
         data = guide_pdf(ctx.settings, key)
-    except KeyError:  # removed from the store since default_guide_key looked: put back next time
+    except KeyError:  # removed from the store since it was looked up: put back next time
         abort(503)
     return send_file(
         io.BytesIO(data),
@@ -148,6 +154,20 @@ def guide(token: str) -> ResponseReturnValue:
         max_age=0,
         etag=key,  # the content's hash: a reader asking again gets 304 for the same file
     )
+
+
+def _guide_context() -> tuple[Context, int | None]:
+    """The request's context for the magnet `?m=` names (None: the default's)."""
+    raw = request.args.get("m")
+    if raw is None:
+        return current(), None
+    if not raw.isdigit() or len(raw) > 12:
+        abort(404)
+    try:
+        ctx = current().for_magnet(int(raw))
+    except NoContent:
+        abort(404)
+    return ctx, int(raw)
 
 
 @bp.post("/resubscribe/<token>")

@@ -13,7 +13,7 @@ from service.core.extensions import db
 from service.core.models import ConsentRecord, Enrolment, ScheduledEmail, Subscriber
 from tests.core.test_nudges import nudged
 from tests.helpers import CSRF, api_signup
-from tests.magnets import KNEE, KNEE_TITLE, add_magnet, default_id, magnet_context
+from tests.magnets import KNEE, KNEE_CONSENT, KNEE_TITLE, add_magnet, default_id, magnet_context
 from tests.web.test_admin_pages import Page, signed_in
 
 
@@ -30,7 +30,9 @@ def test_a_magnets_page_has_the_forms_fields_and_its_own_consent_text(app, clien
     assert inputs["magnet"] == {"type": "hidden", "name": "magnet", "value": KNEE}
     with app.app_context():
         consent = magnet_context(app, knee).content.consent.text
+    assert consent == KNEE_CONSENT  # its own words, not the default magnet's
     assert html.escape(consent, quote=False) in answer.get_data(as_text=True)
+    assert html.escape(KNEE_CONSENT, quote=False) not in client.get("/").get_data(as_text=True)
     # The default page is as it was: no magnet field.
     assert "magnet" not in {
         i["name"] for i in Page(client.get("/").get_data(as_text=True)).all("input")

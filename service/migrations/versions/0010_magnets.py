@@ -20,6 +20,8 @@ DRIP_ONLY = sa.text("purpose = 'drip'")
 
 
 def upgrade():
+    # The sequence's last applied state now lives in the default magnet's versions.
+    op.drop_table("sequence_state")
     _tables()
     _add_magnet_column("consent_record")
     op.create_index("ix_consent_record_magnet_id", "consent_record", ["magnet_id"])
@@ -213,3 +215,11 @@ def downgrade():
         op.drop_constraint("fk_magnet_published_version", "magnet", type_="foreignkey")
     op.drop_table("magnet_version")
     op.drop_table("magnet")
+    op.create_table(
+        "sequence_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("steps", sa.Text(), nullable=False),
+        sa.Column("applied_at", UTC_TIME, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sequence_state")),
+    )
