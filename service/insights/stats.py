@@ -270,16 +270,19 @@ def percentile(sorted_values: list[float], share: float) -> float:
 
 
 def time_to_inbox(
-    now: datetime, sequence: Sequence, sample: int = INBOX_SAMPLE
+    now: datetime, sequence: Sequence, sample: int = INBOX_SAMPLE, magnet_id: int | None = None
 ) -> Percentiles | None:
     """p50 and p99 of signup (or confirmation) to the SMTP server's acceptance, for the
     first emails sent in the last day: the guide, or the confirmation under double opt-in."""
-    first_email = or_(
-        and_(
-            ScheduledEmail.purpose == Purpose.DRIP,
-            ScheduledEmail.step_id == sequence.steps[0].id,
+    first_email = and_(
+        or_(
+            and_(
+                ScheduledEmail.purpose == Purpose.DRIP,
+                ScheduledEmail.step_id == sequence.steps[0].id,
+            ),
+            ScheduledEmail.purpose == Purpose.CONFIRM,
         ),
-        ScheduledEmail.purpose == Purpose.CONFIRM,
+        *_of_magnet(magnet_id),
     )
     rows = db.session.execute(
         select(ScheduledEmail.created_at, ScheduledEmail.sent_at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from ..core.extensions import db
 from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
@@ -28,7 +28,7 @@ def is_first_email(ctx: Context, email: ScheduledEmail) -> bool:
     return email.step_id == ctx.for_magnet(email.magnet_id).content.first.id
 
 
-def _other_source(email: ScheduledEmail):  # type: ignore[no-untyped-def]
+def _other_source(email: ScheduledEmail) -> ColumnElement[bool]:
     """Rows that are not of this email's own sequence: another magnet's, or no magnet's (a
     broadcast). A broadcast's own rows are one per person, so any other row is another's."""
     others = ScheduledEmail.id != email.id

@@ -118,7 +118,7 @@ def dashboard() -> ResponseReturnValue:
         steps=stats.step_figures(sequence, magnet_id, elsewhere if chosen is None else frozenset()),
         clicks=defaultdict(clicks.ClickFigures, clicks.per_step()),
         track_clicks=settings.track_clicks,
-        inbox=stats.time_to_inbox(now, sequence),
+        inbox=stats.time_to_inbox(now, sequence, magnet_id=magnet_id),
         oldest=stats.oldest_due_unsent(now),
         snippet=snippet(
             settings.public_url,
