@@ -203,3 +203,16 @@ def test_a_forged_magnet_in_a_token_is_refused(app, client):
     assert client.get(f"/unsubscribe/{wrong_type}").status_code == 404
     assert client.get(f"/unsubscribe/{no_such}").status_code == 200  # no such magnet: not offered
     assert client.post(f"/unsubscribe/{no_such}/magnet").status_code == 404
+
+
+def test_someone_with_one_magnet_sees_only_the_full_unsubscribe(app, client):
+    knee = add_magnet(app)
+    with time_machine.travel(START, tick=False):
+        api_signup(client, "ann@example.com", magnet=KNEE)
+    with app.app_context():
+        keys = settings_of(app).secret_keys
+        token = tokens.make_token(keys, tokens.UNSUBSCRIBE, ann(app), knee)
+    page = client.get(f"/unsubscribe/{token}").get_data(as_text=True)
+    assert "Only stop emails about" not in page and "Unsubscribe</button>" in page
+    api_signup(client, "ann@example.com")  # a second magnet: now the choice is offered
+    assert "Only stop emails about" in client.get(f"/unsubscribe/{token}").get_data(as_text=True)
