@@ -22,6 +22,7 @@ def _context() -> Context:
 def _magnet(slug: str) -> Magnet:
     from .content.magnets import by_slug
 
+    _context()  # the default magnet is loaded on first use of an empty database
     magnet = by_slug(slug)
     if magnet is None:
         raise click.ClickException(f"no magnet {slug!r}: `leadmagnet magnets list` shows them")
