@@ -71,7 +71,35 @@ def held_until(ctx: Context, email: ScheduledEmail) -> datetime | None:
         )
         .limit(1)
     )
-    return now + gap if in_flight is not None else None
+    if in_flight is not None or _another_goes_first(email, mine, now):
+        return now + gap
+    return None
+
+
+def _another_goes_first(email: ScheduledEmail, mine: ColumnElement[bool], now: datetime) -> bool:
+    """Whether another source's email to this person is due too and goes first: the one
+    due earliest, then the one whose delay started counting earliest, then the older row.
+    Without this order an email held to the very time another sequence's next step is due
+    could lose to it again and again, whichever the workers happened to take first."""
+    earlier = or_(
+        ScheduledEmail.due_at < email.due_at,
+        (ScheduledEmail.due_at == email.due_at) & (ScheduledEmail.anchor_at < email.anchor_at),
+        (ScheduledEmail.due_at == email.due_at)
+        & (ScheduledEmail.anchor_at == email.anchor_at)
+        & (ScheduledEmail.id < email.id),
+    )
+    ahead = db.session.scalar(
+        select(ScheduledEmail.id)
+        .where(
+            mine,
+            ScheduledEmail.status == EmailStatus.PENDING,
+            ScheduledEmail.purpose != Purpose.TEST,
+            ScheduledEmail.due_at <= now,
+            earlier,
+        )
+        .limit(1)
+    )
+    return ahead is not None
 
 
 def hold(email: ScheduledEmail, until: datetime) -> None:

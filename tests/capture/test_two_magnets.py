@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import time_machine
 from sqlalchemy import select
@@ -153,3 +154,64 @@ def test_only_stop_this_magnet_then_one_click_stops_the_other(app, client, outbo
     total = len(sent(app))
     walk(app, START + timedelta(days=6), START + timedelta(days=12))
     assert len(sent(app)) == total, "nothing after the one-click"
+
+
+KNEES = Path(__file__).resolve().parents[1] / "fixtures" / "knee-checklist"
+
+
+def test_issue_14_done_when_with_the_imported_knee_checklist_over_smtp(env, smtpd):
+    """`content import` of the knee-checklist fixture; its guide over SMTP at once, then its
+    follow-up; the default's guide too; follow-ups of the two at least the gap apart (2d
+    here, so the hold shows in a few days of travel); only-this-magnet, then one-click."""
+    app = make_app({**env, "EMAIL_URL": smtpd.url, "EMAIL_MIN_GAP": "2d"})
+    client = app.test_client()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["content", "import", str(KNEES), "--yes"]).exit_code == 0
+    with time_machine.travel(START, tick=False):
+        assert api_signup(client, ANN, magnet=KNEE).status_code == 202
+        assert deliver_now(app, nudged(app)) == ["sent"]
+    [guide] = smtpd.received
+    assert guide.message["Subject"] and "knees@" in guide.message["From"]
+    with time_machine.travel(START + timedelta(minutes=10), tick=False):
+        assert api_signup(client, ANN).status_code == 202
+        assert deliver_now(app, nudged(app)[1:]) == ["sent"]  # never held back
+    assert "coach@" in smtpd.received[1].message["From"]
+
+    walk(app, START, START + timedelta(days=7))
+    emails = sent(app)
+    knee = emails[0].magnet_id
+    follow_ups = emails[2:]
+    knee_follow_up = [e for e in follow_ups if e.magnet_id == knee]
+    assert [e.step_id for e in knee_follow_up] == ["knee-drills"]
+    # Its delay was 1 day, but the default's guide had left 10 minutes after the knee's.
+    assert knee_follow_up[0].sent_at >= START + timedelta(minutes=10, days=2)
+    for a, b in itertools.pairwise(follow_ups):
+        if a.magnet_id != b.magnet_id:
+            assert b.sent_at - a.sent_at >= timedelta(days=2), (a.step_id, b.step_id)
+    assert any(e.magnet_id != knee for e in follow_ups), "the default's sequence ran too"
+    assert len(smtpd.received) == len(emails)
+
+    # "Only stop emails about" the knee checklist, from its follow-up; then one-click.
+    path = unsubscribe_url_smtp(smtpd, knee_follow_up[0]).removeprefix(PUBLIC)
+    assert "Only stop emails about The Happy Knees Checklist" in client.get(path).get_data(
+        as_text=True
+    )
+    assert client.post(f"{path}/magnet").status_code == 200
+    with app.app_context():
+        assert [
+            (e.magnet_id, e.stopped_at is not None)
+            for e in db.session.scalars(select(Enrolment).order_by(Enrolment.magnet_id))
+        ] == sorted([(knee, True), (emails[1].magnet_id, False)])
+    default_path = unsubscribe_url_smtp(smtpd, emails[1]).removeprefix(PUBLIC)
+    assert client.post(default_path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    total = len(smtpd.received)
+    walk(app, START + timedelta(days=7), START + timedelta(days=20))
+    assert len(smtpd.received) == total
+
+
+PUBLIC = "https://news.example.org"
+
+
+def unsubscribe_url_smtp(smtpd, row: ScheduledEmail) -> str:
+    [msg] = [r.message for r in smtpd.received if r.message["Message-ID"] == row.message_id]
+    return msg["List-Unsubscribe"].strip("<>")

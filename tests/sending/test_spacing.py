@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from service.core.extensions import db
 from service.core.models import EmailStatus, Outcome, Purpose, ScheduledEmail, Subscriber
@@ -24,9 +24,12 @@ GAP = timedelta(hours=1)
 
 @pytest.fixture
 def ann(app, client) -> int:
+    """A subscriber with nothing scheduled: each test writes the rows it is about."""
     with time_machine.travel(NOW - timedelta(days=3), tick=False):
         assert api_signup(client, "ann@example.com").status_code == 202
     with app.app_context():
+        db.session.execute(delete(ScheduledEmail))
+        db.session.commit()
         return db.session.scalars(select(Subscriber.id)).one()
 
 
@@ -59,8 +62,23 @@ def test_another_magnets_follow_up_waits_until_the_gap_has_passed(app, ann):
         sent_at(ann, default, NOW - timedelta(minutes=20))
         follow_up = row(ann, knee, "knees-over-toes", Purpose.DRIP)
         assert held_until(ctx, follow_up) == NOW - timedelta(minutes=20) + GAP
+        follow_up.status = EmailStatus.CANCELLED
         own = row(ann, default, "ankle-mobility", Purpose.DRIP)
         assert held_until(ctx, own) is None, "a sequence's own delays are its own"
+
+
+def test_of_two_emails_due_together_the_one_waiting_longest_goes_first(app, ann):
+    knee, default = add_magnet(app), default_id(app)
+    with app.app_context(), time_machine.travel(NOW, tick=False):
+        ctx = for_app(app)
+        # The knee follow-up was held to now; the default's next step falls due now too.
+        held = row(ann, knee, "knees-over-toes", Purpose.DRIP)
+        held.anchor_at = NOW - timedelta(days=3)
+        due = row(ann, default, "ankle-mobility", Purpose.DRIP)
+        assert held_until(ctx, due) == NOW + GAP, "whichever a worker takes first"
+        assert held_until(ctx, held) is None
+        held.due_at = NOW + timedelta(minutes=1)  # not due yet: it does not hold others
+        assert held_until(ctx, due) is None
 
 
 def test_first_emails_are_never_held_but_count_for_the_others(app, ann):
