@@ -142,3 +142,20 @@ def test_the_dashboard_offers_each_magnets_snippet(app, client):
     )
     assert "data-magnet" not in default
     assert client.get("/admin/?magnet=nope").status_code == 404
+
+
+def test_a_persons_page_lists_their_magnets_and_names_each_entrys_magnet(app, client):
+    knee = add_magnet(app)
+    api_signup(client, "ann@example.com", magnet=KNEE)
+    api_signup(client, "ann@example.com")
+    with app.app_context():
+        from service.people.consent import RequestMeta
+        from service.people.unsubscribe import leave_magnet
+        from service.sending.context import for_app
+
+        ann = db.session.scalars(select(Subscriber.id)).one()
+        with app.test_request_context():
+            leave_magnet(for_app(app), ann, knee, RequestMeta("test", None, None, None))
+    body = signed_in(app, client, f"/admin/subscribers/{ann}")
+    assert f"{KNEE_TITLE} (<code>{KNEE}</code>): stopped (only-this-magnet)" in body
+    assert f"Stopped the emails about {KNEE} (consent withdrawn)" in body
