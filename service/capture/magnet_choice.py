@@ -12,7 +12,8 @@ MAX_SLUG = 64
 
 def choose_magnet(raw: object) -> tuple[Magnet | None, str | None]:
     """(the magnet, None), (None, None) for the default, or (None, the error on `magnet`).
-    An archived magnet takes no new signups: it is answered as unknown."""
+    An archived magnet, or one with no published version, takes no signups: it is answered
+    as unknown."""
     if raw is None or raw == "":
         return None, None
     if not isinstance(raw, str):
@@ -21,6 +22,6 @@ def choose_magnet(raw: object) -> tuple[Magnet | None, str | None]:
     if not slug or len(slug) > MAX_SLUG:
         return None, UNKNOWN
     magnet = by_slug(slug)
-    if magnet is None or magnet.archived_at is not None:
-        return None, UNKNOWN
+    if magnet is None or magnet.archived_at is not None or magnet.published_version_id is None:
+        return None, UNKNOWN  # none, retired, or nothing published yet: no guide to send
     return magnet, None

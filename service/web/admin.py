@@ -18,6 +18,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from ..content.magnets import by_slug
+from ..content.published import NoContent
+from ..content.sequence import Step
 from ..core.clock import utcnow
 from ..core.extensions import csrf, db
 from ..core.models import Magnet, Subscriber, SubscriberStatus
@@ -26,6 +28,7 @@ from ..insights.chart import bar_chart
 from ..people import records
 from ..people.enrolments import all_magnets
 from ..people.timeline import timeline
+from ..sending.context import Context
 from ..sending.preview import names, render_preview
 from ..sending.sequence_check import check
 from . import formats
@@ -99,6 +102,14 @@ def _chosen_magnet() -> Magnet | None:
     return magnet
 
 
+def _steps_of(ctx: Context, magnet: Magnet) -> tuple[Step, ...]:
+    """A magnet's steps as published (none for one without a published version)."""
+    try:
+        return ctx.for_magnet(magnet.id).content.steps
+    except NoContent:
+        return ()
+
+
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
     now = utcnow()
@@ -106,9 +117,12 @@ def dashboard() -> ResponseReturnValue:
     chosen = _chosen_magnet()
     magnet_id = chosen.id if chosen else None
     settings = ctx.settings
-    sequence = ctx.for_magnet(magnet_id).content if chosen else ctx.content
+    try:
+        sequence = ctx.for_magnet(magnet_id).content if chosen else ctx.content
+    except NoContent:
+        abort(404)  # a magnet with no published version has no figures of its own yet
     magnets = all_magnets()
-    elsewhere = frozenset(step.id for m in magnets for step in ctx.for_magnet(m.id).content.steps)
+    elsewhere = frozenset(step.id for m in magnets for step in _steps_of(ctx, m))
     days = stats.signups_per_day(now, magnet_id=magnet_id)
     return render_template(
         "admin/dashboard.html",

@@ -47,7 +47,7 @@ def form() -> ResponseReturnValue:
 def _find(slug: str) -> Magnet:
     """The magnet of a page address: 404 for none (archived ones included, see _gone)."""
     magnet = by_slug(slug) if len(slug) <= MAX_SLUG else None
-    if magnet is None:
+    if magnet is None or magnet.published_version_id is None:
         abort(404)
     return magnet
 

@@ -159,3 +159,14 @@ def test_a_persons_page_lists_their_magnets_and_names_each_entrys_magnet(app, cl
     body = signed_in(app, client, f"/admin/subscribers/{ann}")
     assert f"{KNEE_TITLE} (<code>{KNEE}</code>): stopped (only-this-magnet)" in body
     assert f"Stopped the emails about {KNEE} (consent withdrawn)" in body
+
+
+def test_a_magnet_with_nothing_published_takes_no_signups(app, client):
+    with app.app_context():
+        from service.core.models import Magnet
+
+        db.session.add(Magnet(slug="draft-only", title="Not yet"))
+        db.session.commit()
+    assert client.get("/m/draft-only").status_code == 404
+    answer = api_signup(client, "ann@example.com", magnet="draft-only")
+    assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"magnet"}
