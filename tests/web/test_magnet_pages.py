@@ -170,3 +170,10 @@ def test_a_magnet_with_nothing_published_takes_no_signups(app, client):
     assert client.get("/m/draft-only").status_code == 404
     answer = api_signup(client, "ann@example.com", magnet="draft-only")
     assert answer.status_code == 422 and set(answer.get_json()["errors"]) == {"magnet"}
+
+
+def test_the_openapi_document_describes_the_magnet_field(client):
+    document = client.get("/api/openapi.json").get_json()
+    body = document["paths"]["/api/subscribe"]["post"]["requestBody"]["content"]
+    magnet = body["application/json"]["schema"]["properties"]["magnet"]
+    assert magnet["type"] == ["string", "null"] and "422" in magnet["description"]
