@@ -127,13 +127,20 @@ def sequence_group() -> None:
 
 
 @sequence_group.command("check")
+@click.option("--magnet", "slug", help="Another magnet's published version (default: the file).")
 @with_appcontext
-def sequence_check() -> None:
+def sequence_check(slug: str | None) -> None:
     """Check the sequence file and render every step with sample data."""
-    from .sending.sequence_check import check
+    from .content.magnets import by_slug
+    from .sending.sequence_check import check, check_published
 
-    ok = check(_context(), click.echo)
-    raise SystemExit(0 if ok else 1)
+    ctx = _context()
+    magnet = by_slug(slug) if slug else None
+    if slug and magnet is None:
+        raise click.ClickException(f"no magnet {slug!r}: `leadmagnet magnets list` shows them")
+    if magnet is None or magnet.is_default:
+        raise SystemExit(0 if check(ctx, click.echo) else 1)
+    raise SystemExit(0 if check_published(ctx.for_magnet(magnet.id), click.echo) else 1)
 
 
 @click.group("subscribers")

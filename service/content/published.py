@@ -40,6 +40,7 @@ class _Entry:
     read_at: float
     is_default: bool = True
     guide_key: str | None = None
+    managed_by_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Published:
         fresh = not db.session().in_transaction()  # ours to end, so SQLite's lock is let go
         try:
             entry = self._query(magnet_id)
-            if magnet_id is None and (entry is None or entry.version_id is None):
+            if magnet_id is None and not self._ready(entry):
                 ensure_default(self.settings, self.file_content())
                 entry = self._query(None)
             if fresh:
@@ -128,6 +129,13 @@ class Published:
             self._entries[entry.magnet_id] = entry
         return entry
 
+    def _ready(self, entry: _Entry | None) -> bool:
+        """The default magnet has content, and SEQUENCE_FILE's say over it is recorded."""
+        managed = str(self.settings.sequence_file) if self.settings.sequence_file_managed else None
+        return (
+            entry is not None and entry.version_id is not None and entry.managed_by_file == managed
+        )
+
     def _query(self, magnet_id: int | None) -> _Entry | None:
         which = Magnet.is_default if magnet_id is None else Magnet.id == magnet_id
         row = db.session.execute(
@@ -137,13 +145,14 @@ class Published:
                 MagnetVersion.fingerprint,
                 Magnet.is_default,
                 Magnet.guide_key,
+                Magnet.managed_by_file,
             )
             .outerjoin(MagnetVersion, MagnetVersion.id == Magnet.published_version_id)
             .where(which)
         ).first()
         if row is None:
             return None
-        return _Entry(row[0], row[1], row[2], time.monotonic(), bool(row[3]), row[4])
+        return _Entry(row[0], row[1], row[2], time.monotonic(), bool(row[3]), row[4], row[5])
 
     def file_content(self) -> Sequence:
         """The sequence file's folder as it is now: an edit takes effect without a restart,

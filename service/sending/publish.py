@@ -33,6 +33,10 @@ class Change:
     subscribers: int  # how many it touches: moved to, skipping, rescheduled, or to get it
     detail: str = ""
 
+    @property
+    def step_id(self) -> str:
+        return self.step
+
     def line(self) -> str:
         people = f"{self.subscribers} subscriber{'' if self.subscribers == 1 else 's'}"
         what = {

@@ -48,6 +48,14 @@ def format_delay(seconds: int) -> str:
     return f"{seconds}s" if seconds else "0"
 
 
+def check_published(ctx: Context, echo: Callable[[str], None]) -> bool:
+    """Another magnet (the context's, by for_magnet): its published version has no file to
+    compare with, so render every step and show who waits where."""
+    ok = _render_steps(ctx, ctx.content, echo)
+    _positions(ctx.content, ctx.magnet_id, echo)
+    return ok
+
+
 def check(ctx: Context, echo: Callable[[str], None]) -> bool:
     """Read the file afresh (not the context's snapshot: the point is to check the edit),
     render every step, then show positions and what applying it would change."""
@@ -67,7 +75,8 @@ def check(ctx: Context, echo: Callable[[str], None]) -> bool:
 
 def _render_steps(ctx: Context, sequence: Sequence, echo: Callable[[str], None]) -> bool:
     ok = True
-    echo(f"{ctx.settings.sequence_file}: {len(sequence.steps)} steps")
+    where = ctx.settings.sequence_file if ctx.default_magnet else f"magnet {ctx.magnet_id}"
+    echo(f"{where}: {len(sequence.steps)} steps")
     checked = replace(ctx, content=sequence)
     for step in sequence.steps:
         try:

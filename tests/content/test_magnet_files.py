@@ -151,3 +151,22 @@ def test_the_knee_checklist_fixture_is_a_magnet_of_its_own():
     assert [s.id for s in sequence.steps] == ["guide", "knee-drills"]
     assert sequence.magnet["slug"] == "knee-checklist"
     assert (KNEES / "guide.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_a_versions_html_is_inlined_once_per_shape(render_app, monkeypatch):
+    """A stored version renders through its own environment, and keeps the inlining cache:
+    the HTML is what the folder's gives, without css-inline running again."""
+    from service.content import inlining
+
+    sequence = load_files(shipped())
+    with render_app.app_context():
+        ctx = replace(for_app(render_app), content=sequence)
+        variables = [context(ctx, sample_subscriber(n), "guide", "") for n in ("Ann", "Bo", "Zoë")]
+    expected = [render_email("guide", v, SHIPPED_TEMPLATES).html for v in variables]
+    render_email("guide", variables[0], sequence.templates)  # its shape, once
+    calls: list[int] = []
+    real = inlining.inliner()
+    monkeypatch.setattr(inlining, "inliner", lambda: calls.append(1) or real)
+    for values, html in zip(variables, expected, strict=True):
+        assert render_email("guide", values, sequence.templates).html == html
+    assert calls == [], "no css-inline run for a shape seen before"

@@ -176,3 +176,13 @@ def test_an_unsafe_template_is_refused_at_import_naming_its_step(app, tmp_path):
     assert "step 'knee-drills': template 'knee-drills/body.txt' reaches '__globals__'" in lines[0]
     with app.app_context():
         assert by_slug("knee-checklist") is None
+
+
+def test_sequence_check_renders_another_magnets_published_steps(app):
+    import_knees(app)
+    output = cli(app, "sequence", "check", "--magnet", "knee-checklist")
+    assert "  guide: 0 after the previous email: Your Happy Knees Checklist, Sam" in output
+    assert "  knee-drills: 1d after the previous email: Three knee drills, Sam" in output
+    assert "sequence.toml" not in output.splitlines()[0]
+    missing = app.test_cli_runner().invoke(args=["sequence", "check", "--magnet", "nope"])
+    assert missing.exit_code == 1 and "no magnet 'nope'" in missing.output

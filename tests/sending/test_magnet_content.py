@@ -59,6 +59,8 @@ def count(model) -> int:
 def test_concurrent_first_starts_make_one_default_version(env):
     app = make_app(env)  # migrated (and on PostgreSQL emptied): no content yet
     with app.app_context():
+        default_magnet()  # the row the migration makes, without content: they race for it
+        db.session.commit()
         assert count(MagnetVersion) == 0
         db.session.remove()
         db.engine.dispose()
@@ -163,3 +165,26 @@ def test_a_template_the_sandbox_refuses_fails_its_email_not_the_worker(app, outb
         assert row.last_error.startswith("cannot render: SecurityError")
     assert not list(outbox.glob("*.eml")), "nothing rendered, nothing sent"
     assert sent_steps(app, "eve@example.com") == []
+
+
+def test_setting_and_unsetting_sequence_file_hands_the_magnet_over(env, tmp_path):
+    from service import create_app
+
+    app = make_app(env)
+    with app.app_context():
+        for_app(app)
+        assert default_magnet().managed_by_file is None
+    sequence_file = edited_sequence(tmp_path, lambda text: text.replace('"2d"', '"1d"', 1))
+    managed = create_app({**env, "SEQUENCE_FILE": str(sequence_file)})
+    with time_machine.travel(START, tick=False):
+        dispatch_inline(managed)
+    with managed.app_context():
+        magnet = default_magnet()
+        assert magnet.managed_by_file == str(sequence_file)
+        assert [(v.number, v.created_by) for v, _ in history(magnet)] == [(1, "file"), (2, "file")]
+    back = create_app(env)
+    with back.app_context():
+        ctx = for_app(back)
+        magnet = default_magnet()
+        assert magnet.managed_by_file is None, "without SEQUENCE_FILE the database is the truth"
+        assert ctx.content.step("knees-over-toes").delay == timedelta(days=1), "v2 stays"
