@@ -130,7 +130,7 @@ def dashboard() -> ResponseReturnValue:
         chart=bar_chart(days),
         funnel=stats.funnel(sequence, settings.double_opt_in, magnet_id),
         steps=stats.step_figures(sequence, magnet_id, elsewhere if chosen is None else frozenset()),
-        clicks=defaultdict(clicks.ClickFigures, clicks.per_step()),
+        clicks=defaultdict(clicks.ClickFigures, clicks.per_step(magnet_id)),
         track_clicks=settings.track_clicks,
         inbox=stats.time_to_inbox(now, sequence, magnet_id=magnet_id),
         oldest=stats.oldest_due_unsent(now),

@@ -82,3 +82,28 @@ def test_the_dashboard_filters_by_the_chosen_magnet(app, client):
     knee_page = client.get(f"/admin/?magnet={KNEE}").get_data(as_text=True)
     assert f'<option value="{KNEE}" selected>{KNEE_TITLE}</option>' in knee_page
     assert "no longer in the file" not in body
+
+
+def test_clicks_per_step_of_one_magnet(app, client):
+    from service.core.models import Click, ScheduledEmail
+    from service.insights import clicks
+
+    knee, default = story(app, client)
+    with app.app_context():
+        guides = db.session.scalars(
+            select(ScheduledEmail).where(ScheduledEmail.step_id == "guide")
+        ).all()
+        for email in guides:  # one click on each guide: 2 knee ones, 2 default ones
+            db.session.add(
+                Click(
+                    email_id=email.id,
+                    subscriber_id=email.subscriber_id,
+                    step_id="guide",
+                    url="https://example.org/",
+                    at=T0 + timedelta(hours=1),
+                )
+            )
+        db.session.commit()
+        assert clicks.per_step()["guide"].people == 3  # ann, bo, cy
+        assert clicks.per_step(knee)["guide"].people == 2  # ann, bo
+        assert clicks.per_step(default)["guide"].people == 2  # ann, cy
