@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from . import create_app
+from .broadcast_cli import broadcast_group
 from .command_group import ServiceGroup
 from .core.settings import settings_of
 from .sending.context import Context, for_app
@@ -27,6 +28,7 @@ def own_commands() -> tuple[click.Command, ...]:
         subscribers_group,
         admin_group,
         check_group,
+        broadcast_group,
     )
 
 
