@@ -13,6 +13,7 @@ from .content.broadcast_body import BodyError, read_folder
 from .core.extensions import db
 from .core.models import Broadcast
 from .core.rates import describe
+from .insights.broadcast_figures import figures
 from .sending import broadcasts
 from .sending.broadcast_audience import FINISHED, TOOK, Audience, size
 from .sending.broadcast_progress import Progress, progress
@@ -133,6 +134,8 @@ def broadcast_status(broadcast_id: int) -> None:
     if found is None:
         raise click.ClickException(f"no broadcast {broadcast_id}")
     for line in status_lines(found):
+        click.echo(line)
+    for line in figures(broadcast_id).lines():
         click.echo(line)
 
 

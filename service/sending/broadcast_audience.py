@@ -12,7 +12,7 @@ from email.utils import parseaddr
 from sqlalchemy import ColumnElement, String, and_, cast, exists, func, insert, literal, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ..core.extensions import db, rowcount
+from ..core.extensions import db
 from ..core.models import (
     Broadcast,
     EmailStatus,
@@ -122,5 +122,9 @@ def materialise(broadcast: Broadcast, sender: str, now: datetime) -> int:
         "message_id",
         "created_at",
     ]
-    result = db.session.execute(insert(ScheduledEmail).from_select(columns, rows))
-    return rowcount(result)
+    db.session.execute(insert(ScheduledEmail).from_select(columns, rows))
+    # Counted rather than taken from the cursor: SQLite's rowcount says -1 for INSERT ... SELECT.
+    written = db.session.scalar(
+        select(func.count(ScheduledEmail.id)).where(ScheduledEmail.broadcast_id == broadcast.id)
+    )
+    return written or 0

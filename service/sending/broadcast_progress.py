@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, case, func, select, true
 
 from ..core.extensions import db
-from ..core.models import Broadcast, EmailStatus, ScheduledEmail
+from ..core.models import Broadcast, BroadcastStatus, EmailStatus, ScheduledEmail
 
 RATE_WINDOW = timedelta(seconds=60)  # the rate is what went in the last minute
 
@@ -96,4 +96,11 @@ def progress(broadcast_id: int, now: datetime) -> Progress | None:
         remaining=int(row.remaining),
         rate=int(row.recent) / span,
         reason=row.reason,
+    )
+
+
+def live_ids() -> list[int]:
+    """The broadcasts whose recipients may still be sent: sending or paused."""
+    return list(
+        db.session.scalars(select(Broadcast.id).where(Broadcast.status.in_(BroadcastStatus.LIVE)))
     )
