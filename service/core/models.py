@@ -224,7 +224,7 @@ class ScheduledEmail(Model):
     # no magnet (a broadcast).
     magnet_id: Mapped[int | None] = mapped_column(ForeignKey("magnet.id"))
     # The broadcast this row delivers to its subscriber (purpose "broadcast"), else None.
-    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcast.id", ondelete="CASCADE"))
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcast.id"))
     step_id: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16), default=Purpose.DRIP)
     status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING)

@@ -43,8 +43,7 @@ def upgrade():
     if op.get_bind().dialect.name == "sqlite":
         # An inline REFERENCES in ADD COLUMN: no table rebuild.
         op.execute(
-            "ALTER TABLE scheduled_email ADD COLUMN broadcast_id INTEGER "
-            "REFERENCES broadcast (id) ON DELETE CASCADE"
+            "ALTER TABLE scheduled_email ADD COLUMN broadcast_id INTEGER REFERENCES broadcast (id)"
         )
     else:
         op.add_column("scheduled_email", sa.Column("broadcast_id", sa.Integer(), nullable=True))
@@ -54,7 +53,6 @@ def upgrade():
             "broadcast",
             ["broadcast_id"],
             ["id"],
-            ondelete="CASCADE",
         )
     op.create_index(
         "uq_scheduled_email_broadcast",
