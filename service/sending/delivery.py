@@ -45,6 +45,7 @@ BACKOFF_CAP = 6 * 3600
 RECORD_FOR = 600  # seconds
 RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
 RECORD_PAUSE_MAX = 1.0
+CLAIM_RAN_OUT = "claim ran out"  # a batch-claimed row left too long: not ours to send now
 
 
 def claim(email_id: int, now: datetime, lease: float) -> bool:
@@ -99,12 +100,16 @@ def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) ->
     return why_unwanted(ctx, email, subscriber) is None
 
 
-def why_unwanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> str | None:
-    """still_wanted's read, saying why not (a broadcast row keeps it as its outcome)."""
+def why_unwanted(
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber, held: datetime | None = None
+) -> str | None:
+    """still_wanted's read, saying why not (a broadcast row keeps it as its outcome). With
+    `held`, the lease of a batch claim: the row must still carry it, with half of it left,
+    or another worker may have claimed it since it ran out."""
     hashes = address_hashes(ctx, subscriber.email)
     suppressed = exists().where(Suppression.email_hash.in_(hashes))
     row = db.session.execute(
-        select(ScheduledEmail.status, Subscriber.status, suppressed)
+        select(ScheduledEmail.status, Subscriber.status, suppressed, ScheduledEmail.lease_until)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
         .where(ScheduledEmail.id == email.id)
     ).first()
@@ -112,6 +117,10 @@ def why_unwanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) ->
         return "erased"
     if row[0] != EmailStatus.SENDING:
         return f"no longer claimed ({row[0]})"
+    if held is not None and (
+        row[3] != held or held - ctx.now() < timedelta(seconds=ctx.settings.send_lease / 2)
+    ):
+        return CLAIM_RAN_OUT
     if row[1] != _wanted_status(email):
         return f"subscriber {row[1]}"
     if row[2] and email.purpose != Purpose.CONFIRM:
@@ -125,6 +134,14 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     now = ctx.now()
     if not claim(email_id, now, ctx.settings.send_lease):
         return Outcome.NOT_CLAIMED
+    return deliver_claimed(ctx, email_id, now)
+
+
+def deliver_claimed(
+    ctx: Context, email_id: int, now: datetime, held: datetime | None = None
+) -> Outcome:
+    """deliver() after the claim: for a row this worker claimed alone, or in a batch with
+    the lease `held` (then sent only while that claim is still ours, see why_unwanted)."""
     loaded = _load(email_id)
     if loaded is None:  # erased since the claim
         return _finish(None, EmailStatus.CANCELLED, Outcome.CANCELLED)
@@ -142,7 +159,10 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
         return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
     _wait_for_turn(ctx, email)
-    unwanted = why_unwanted(ctx, email, subscriber)
+    unwanted = why_unwanted(ctx, email, subscriber, held)
+    if unwanted == CLAIM_RAN_OUT:
+        db.session.rollback()  # the row stays as it is: its lease brings it back
+        return Outcome.NOT_CLAIMED
     if unwanted is not None:
         return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED, unwanted)
     # Read now what recording the send needs: after this commit the objects are expired, and

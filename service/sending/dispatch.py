@@ -13,8 +13,9 @@ from ..core.extensions import db
 from ..core.models import Broadcast, EmailStatus, Outcome, ScheduledEmail
 from ..core.settings import Settings
 from . import broadcasts, throttling
+from .batch_claims import CLAIM_BATCH, broadcast_rows, claim_batch, unclaim
 from .context import Context
-from .delivery import deliver
+from .delivery import deliver, deliver_claimed
 from .sequence_sync import sync_if_changed
 
 log = logging.getLogger(__name__)
@@ -103,18 +104,35 @@ def renew(ids: list[int], now: datetime) -> None:
 
 def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) -> int:
     """Deliver a handed-off batch in turn, renewing the hand-off of the rest every half lease,
-    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went."""
+    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went.
+    Broadcast rows are claimed CLAIM_BATCH at a time (batch_claims), others one by one."""
     sent = 0
     renewed: datetime | None = None
+    batched = broadcast_rows(ids)
+    tried: set[int] = set()  # broadcast rows whose claim was attempted
+    claimed: set[int] = set()  # claimed in a batch and not yet delivered
+    held: datetime | None = None
     for done, email_id in enumerate(ids):
         if stopping():
+            unclaim(claimed, held)
             release(ids[done:])  # now, rather than when the hand-off runs out
             break
         now = ctx.now()
         if renewed is None or now - renewed > hand_off_lease(ctx.settings) / 2:
             renew(ids[done:], now)
             renewed = now
-        sent += deliver(ctx, email_id) == Outcome.SENT
+        if email_id not in batched:
+            sent += deliver(ctx, email_id) == Outcome.SENT
+            continue
+        if email_id not in tried:
+            chunk = [i for i in ids[done:] if i in batched and i not in tried][:CLAIM_BATCH]
+            tried.update(chunk)
+            unclaim(claimed, held)  # none left, unless a batch was cut short
+            got, held = claim_batch(chunk, now, ctx.settings.send_lease)
+            claimed = set(got)
+        if email_id in claimed:
+            claimed.discard(email_id)
+            sent += deliver_claimed(ctx, email_id, ctx.now(), held) == Outcome.SENT
     return sent
 
 

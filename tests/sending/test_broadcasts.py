@@ -278,3 +278,55 @@ def test_one_progress_query_counts_every_outcome(app):
         assert found.eta is None  # nothing sent yet: no rate to tell by
         total = db.session.scalar(select(func.count()).where(ScheduledEmail.purpose == "broadcast"))
         assert total == 4
+
+
+def test_a_worker_batch_claims_broadcast_rows_and_a_pause_stops_it_within_one_batch(app, outbox):
+    from service.sending.batch_claims import CLAIM_BATCH
+    from service.sending.dispatch import deliver_batch
+
+    add_subscribers(app, CLAIM_BATCH * 3)
+    broadcast_id = start_broadcast(app)
+    handed = hand_out(app)
+    sends = [0]
+
+    def stopping() -> bool:  # asked before each row: the owner pauses after the fifth send
+        sends[0] += 1
+        if sends[0] == 6:
+            broadcasts.pause(for_app(app), broadcast_id)
+        return False
+
+    with app.app_context():
+        sent = deliver_batch(for_app(app), handed, stopping)
+    # The rows already claimed with the first batch go; no later batch is claimed.
+    assert sent == CLAIM_BATCH
+    assert len(outbox_messages(outbox)) == CLAIM_BATCH
+    with app.app_context():
+        broadcasts.resume(for_app(app), broadcast_id)
+        assert deliver_batch(for_app(app), hand_out(app), lambda: False) == CLAIM_BATCH * 2
+    got = recipients(outbox)
+    assert len(got) == CLAIM_BATCH * 3 and set(got.values()) == {1}
+
+
+def test_a_batch_row_whose_lease_ran_short_is_left_for_its_next_claim(app, outbox):
+    from datetime import timedelta
+
+    import time_machine
+
+    from service.sending.batch_claims import claim_batch
+    from service.sending.delivery import deliver_claimed
+
+    add_subscribers(app, 2)
+    start_broadcast(app)
+    handed = hand_out(app)
+    with app.app_context():
+        ctx = for_app(app)
+        now = ctx.now()
+        claimed, held = claim_batch(handed, now, ctx.settings.send_lease)
+        assert claimed == sorted(handed)
+        assert deliver_claimed(ctx, claimed[0], now, held) == Outcome.SENT
+        late = now + timedelta(seconds=ctx.settings.send_lease * 0.6)
+        with time_machine.travel(late, tick=False):
+            # Over half its lease gone: another worker may claim it soon; this one does not send.
+            assert deliver_claimed(ctx, claimed[1], late, held) == Outcome.NOT_CLAIMED
+        assert db.session.get_one(ScheduledEmail, claimed[1]).status == "sending"
+    assert len(outbox_messages(outbox)) == 1
