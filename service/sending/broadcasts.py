@@ -237,7 +237,9 @@ def start_due(ctx: Context) -> list[int]:
         )
     )
     db.session.commit()
-    return [broadcast_id for broadcast_id in due if start(ctx, broadcast_id) >= 0]
+    for broadcast_id in due:
+        start(ctx, broadcast_id)  # a second pass racing this one starts nothing twice
+    return due
 
 
 def finish_done(now: datetime) -> int:

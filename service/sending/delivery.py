@@ -85,9 +85,12 @@ def _wanted_status(email: ScheduledEmail) -> SubscriberStatus:
 
 
 def _load(email_id: int) -> tuple[ScheduledEmail, Subscriber] | None:
+    """The email and its subscriber in one query (and its broadcast, if any, into the
+    session: rendering and pacing read it from there)."""
     row = db.session.execute(
-        select(ScheduledEmail, Subscriber)
+        select(ScheduledEmail, Subscriber, Broadcast)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
+        .outerjoin(Broadcast, Broadcast.id == ScheduledEmail.broadcast_id)
         .where(ScheduledEmail.id == email_id)
     ).first()
     return (row[0], row[1]) if row else None
@@ -266,13 +269,13 @@ def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
     now = ctx.now()
     email = db.session.get_one(ScheduledEmail, about["email_id"])  # we hold its claim
     if email.status != EmailStatus.SENT:  # else an earlier try's commit landed, its answer lost
-        subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
         email.status = EmailStatus.SENT
         email.sent_at = now
         email.lease_until = None
         email.last_error = None
         _log(email, Outcome.SENT, result.code, result.reply, now)
         if email.purpose == Purpose.DRIP:
+            subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
             schedule_next(ctx, subscriber, email.step_id, now)
     db.session.commit()
     metrics.email_sent(about["step"])
