@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .content.broadcast_body import BodyError, read_folder
+from .core.broker import dispatch_now
 from .core.extensions import db
 from .core.models import Broadcast
 from .core.rates import describe
@@ -103,6 +104,7 @@ def broadcast_send(broadcast_id: int, yes: bool) -> None:
         click.echo(f"broadcast {broadcast_id}: {broadcasts.send(ctx, broadcast_id)}")
     except broadcasts.BroadcastError as exc:
         raise _fail(exc) from None
+    dispatch_now(current_app)  # its rows go at the next pass: ask for one now
 
 
 def _eta(found: Progress) -> str:
