@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from . import create_app
+from .broadcast_cli import broadcast_group
 from .command_group import ServiceGroup
 from .core.extensions import db
 from .core.settings import settings_of
@@ -31,6 +32,7 @@ def own_commands() -> tuple[click.Command, ...]:
         check_group,
         magnets_group,
         content_group,
+        broadcast_group,
     )
 
 

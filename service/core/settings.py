@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from .dkim_key import DkimKey, load_key
+from .rates import parse_rate
 
 # The templates shipped with the service; SEQUENCE_FILE names another folder's.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "email_templates"
@@ -156,6 +157,8 @@ class Settings:
     track_clicks: bool = True
     # SEQUENCE_FILE was set: that file is the default magnet's truth, not the database.
     sequence_file_managed: bool = False
+    # A cap on sends per second across every worker (SEND_RATE); None: no cap.
+    send_rate: float | None = None
 
     @property
     def templates_dir(self) -> Path:
@@ -235,6 +238,7 @@ class Settings:
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
             track_clicks=_boolean(env, "TRACK_CLICKS", True),
+            send_rate=_send_rate(_get(env, "SEND_RATE")),
         )
         secret_keys = _secret_keys(env, instance, embedded, create_instance)
         if database_raw is None and not create_instance:
@@ -342,6 +346,15 @@ def _database_url(raw: str | None, instance: Path) -> str:
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     raise SettingsError("DATABASE_URL", f"must be sqlite:/// or postgresql://, not {backend}://")
+
+
+def _send_rate(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return parse_rate(raw)
+    except ValueError as exc:
+        raise SettingsError("SEND_RATE", str(exc)) from None
 
 
 def _redis_url(raw: str | None) -> str | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from ..content.broadcast_body import BroadcastText, render_broadcast
 from ..content.guide_pages import guide_for_templates
 from ..content.rendering import RenderedEmail, render_email
 from ..content.sequence import Sequence
 from ..core import tokens
-from ..core.models import Purpose, ScheduledEmail, Subscriber
+from ..core.extensions import db
+from ..core.models import Broadcast, Purpose, ScheduledEmail, Subscriber
 from ..core.settings import Settings
 from .click_links import track_clicks
 from .context import Context
@@ -84,6 +86,19 @@ def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> R
     preheader = step.preheader if step else ""
     variables = context(ctx, subscriber, template, preheader, email.magnet_id)
     return render_email(template, variables, ctx.content.templates)
+
+
+def render_broadcast_for(
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber
+) -> RenderedEmail:
+    """A broadcast row's email: the broadcast's text in the default magnet's `_base` layout,
+    with the variables a step has."""
+    broadcast = db.session.get_one(Broadcast, email.broadcast_id)
+    text = BroadcastText(
+        broadcast.subject, broadcast.body_md, broadcast.body_html, broadcast.body_txt
+    )
+    variables = context(ctx, subscriber, "broadcast")
+    return render_broadcast(text, variables, ctx.settings.templates_dir)
 
 
 def smtp_address(address: str) -> str:
