@@ -13,6 +13,7 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from . import create_app
+from .broadcast_cli import broadcast_group
 from .command_group import ServiceGroup
 from .core.extensions import db
 from .core.settings import settings_of
@@ -31,6 +32,7 @@ def own_commands() -> tuple[click.Command, ...]:
         check_group,
         magnets_group,
         content_group,
+        broadcast_group,
     )
 
 
@@ -183,13 +185,23 @@ def subscribers_forget(email: str) -> None:
     default="-",
     help="CSV file to write (default: standard output).",
 )
+@click.option(
+    "--magnet", "magnet_slug", metavar="SLUG", help="Only those who took this lead magnet."
+)
 @with_appcontext
-def subscribers_export(output: IO[str]) -> None:
-    """Write every subscriber as CSV: status and consent times."""
+def subscribers_export(output: IO[str], magnet_slug: str | None) -> None:
+    """Write every subscriber as CSV: status, consent times and the magnets taken."""
+    from .content.magnets import by_slug
     from .people import records
 
-    total = records.count()
-    rows = records.export_rows()
+    magnet_id = None
+    if magnet_slug is not None:
+        magnet = by_slug(magnet_slug)
+        if magnet is None:
+            raise click.ClickException(f"no lead magnet {magnet_slug!r}")
+        magnet_id = magnet.id
+    total = records.count(magnet_id)
+    rows = records.export_rows(magnet_id=magnet_id)
     if output.name == "<stdout>":
         written = records.write_csv(output, rows)
     else:

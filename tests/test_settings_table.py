@@ -43,6 +43,8 @@ MALFORMED = [
     ("METRICS_TOKEN", "short"),
     ("LOG_FORMAT", "xml"),
     ("STORAGE_URL", "ftp://files.example.com"),
+    ("EMAIL_MIN_GAP", "an hour"),
+    ("EMAIL_MIN_GAP", "-1h"),
 ]
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
+from ..content.magnets import default_magnet
 from ..core.extensions import db
-from ..core.models import ConsentAction, Subscriber, SubscriberStatus
+from ..core.models import (
+    ConsentAction,
+    Magnet,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+    SubscriberStatus,
+)
 from ..core.nudges import queue_nudge
 from ..people import consent
+from ..people.enrolments import running
 from ..sending.context import Context
 from ..sending.schedule import (
     recent_confirmation,
@@ -35,24 +46,55 @@ def confirm(
     subscriber.first_name = subscriber.requested_first_name or subscriber.first_name
     subscriber.time_zone = subscriber.requested_time_zone or subscriber.time_zone
     subscriber.requested_first_name = subscriber.requested_time_zone = None
-    consent.record(subscriber, ConsentAction.CONFIRMATION, ctx.content.consent, meta, now)
-    ids = reinstate(ctx, subscriber)
+    magnet = confirmed_magnet(subscriber)
+    consent.record(
+        subscriber,
+        ConsentAction.CONFIRMATION,
+        ctx.for_magnet(magnet.id).content.consent,
+        meta,
+        now,
+        magnet.id,
+    )
+    ids = reinstate(ctx, subscriber, magnet)
     queue_nudge(ids)
     db.session.commit()
     return subscriber, ids
 
 
-def reinstate(ctx: Context, subscriber: Subscriber) -> list[int]:
-    """Active, unsuppressed, the drip resumed where it stopped, and the guide (again, at most
-    once a day): the emails to send now. Only for someone who proved they own the address."""
+def confirmed_magnet(subscriber: Subscriber) -> Magnet:
+    """The magnet the last confirmation email was sent for (the default for rows older
+    than magnets)."""
+    magnet_id = db.session.scalar(
+        select(ScheduledEmail.magnet_id)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber.id,
+            ScheduledEmail.purpose == Purpose.CONFIRM,
+        )
+        .order_by(ScheduledEmail.id.desc())
+        .limit(1)
+    )
+    found = db.session.get(Magnet, magnet_id) if magnet_id else None
+    return found or default_magnet()
+
+
+def reinstate(ctx: Context, subscriber: Subscriber, magnet: Magnet) -> list[int]:
+    """Active, unsuppressed, each running magnet's sequence resumed where it stopped, and
+    `magnet`'s guide (again, at most once a day): the emails to send now. Only for someone
+    who proved they own the address."""
     subscriber.status = SubscriberStatus.ACTIVE
     subscriber.unsubscribed_at = None
     lift(ctx, subscriber.email)
-    resumed = resume_drip(ctx, subscriber)
-    if resumed is not None and resumed.step_id == ctx.content.first.id:
-        return [resumed.id]  # the guide never went out: this is it
-    resend = schedule_resend(ctx, subscriber)
-    return [resend.id] if resend else []
+    ids: list[int] = []
+    magnets = {m.id: m for m in running(subscriber)} or {magnet.id: magnet}
+    for each in magnets.values():
+        mctx = ctx.for_magnet(each.id)
+        resumed = resume_drip(mctx, subscriber)
+        if resumed is not None and resumed.step_id == mctx.content.first.id:
+            ids.append(resumed.id)  # its guide never went out: this is it
+        elif each.id == magnet.id:
+            resend = schedule_resend(mctx, subscriber)
+            ids += [resend.id] if resend else []
+    return ids
 
 
 def resend_confirmation(ctx: Context, subscriber: Subscriber) -> list[int]:
@@ -60,7 +102,7 @@ def resend_confirmation(ctx: Context, subscriber: Subscriber) -> list[int]:
     if subscriber.status != SubscriberStatus.PENDING or recent_confirmation(subscriber, ctx.now()):
         db.session.rollback()
         return []
-    email = schedule_confirmation(ctx, subscriber)
+    email = schedule_confirmation(ctx.for_magnet(confirmed_magnet(subscriber).id), subscriber)
     queue_nudge([email.id])
     db.session.commit()
     return [email.id]

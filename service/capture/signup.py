@@ -7,15 +7,18 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..content.magnets import default_magnet
 from ..core import metrics
 from ..core.addresses import email_key, mailbox_key
 from ..core.extensions import db
-from ..core.models import ConsentAction, Subscriber, SubscriberStatus
+from ..core.models import ConsentAction, Magnet, Subscriber, SubscriberStatus
 from ..core.nudges import queue_nudge
 from ..people import consent
+from ..people.enrolments import enrol, enrolment
 from ..sending.context import Context
 from ..sending.schedule import (
     recent_confirmation,
+    resume_drip,
     schedule_confirmation,
     schedule_resend,
     schedule_step,
@@ -29,22 +32,27 @@ OPTED_OUT = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, Subscriber
 
 
 def sign_up(
-    ctx: Context, data: SignupInput, meta: consent.RequestMeta, *, proven: bool = False
+    ctx: Context,
+    data: SignupInput,
+    meta: consent.RequestMeta,
+    *,
+    proven: bool = False,
+    magnet_id: int | None = None,
 ) -> list[int]:
-    """Record the signup; the emails to send now go to the worker after the commit (their
-    ids are returned too). `proven`: it came through a link emailed to the address (the
-    resubscribe button)."""
+    """Record the signup for one magnet (None: the default); the emails to send now go to
+    the worker after the commit (their ids are returned too). `proven`: it came through a
+    link emailed to the address (the resubscribe button)."""
     if data.honeypot:
         return []
     try:
-        subscriber_id, ids = _sign_up(ctx, data, meta, proven)
+        subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
         queue_nudge(ids)
         db.session.commit()
     except IntegrityError:
         # Two signups of one new address at once: the loser finds the winner's row (the
         # rollback dropped what the first try queued).
         db.session.rollback()
-        subscriber_id, ids = _sign_up(ctx, data, meta, proven)
+        subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
         queue_nudge(ids)
         db.session.commit()
     metrics.signed_up()
@@ -52,16 +60,28 @@ def sign_up(
     return ids
 
 
+def _magnet(magnet_id: int | None) -> Magnet:
+    if magnet_id is None:
+        return default_magnet()
+    return db.session.get_one(Magnet, magnet_id)
+
+
 def _sign_up(
-    ctx: Context, data: SignupInput, meta: consent.RequestMeta, proven: bool
+    ctx: Context,
+    data: SignupInput,
+    meta: consent.RequestMeta,
+    proven: bool,
+    magnet_id: int | None,
 ) -> tuple[int, list[int]]:
     """The subscriber's id, and the emails to send now."""
     now = ctx.now()
+    magnet = _magnet(magnet_id)
+    ctx = ctx.for_magnet(magnet.id)  # its consent text, its guide, its sequence
     subscriber = db.session.scalar(
         select(Subscriber).where(Subscriber.email_key == email_key(data.email)).with_for_update()
     )
     if subscriber is not None:
-        return subscriber.id, _again(ctx, subscriber, data, meta, proven)
+        return subscriber.id, _again(ctx, subscriber, magnet, data, meta, proven)
     # A stranger may type any address: one that opted out comes back only by confirming.
     confirm_first = ctx.settings.double_opt_in or _opted_out(ctx, data.email)
     subscriber = Subscriber(
@@ -76,9 +96,12 @@ def _sign_up(
     )
     db.session.add(subscriber)
     db.session.flush()
-    consent.record(subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, now)
+    entry = consent.record(
+        subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, now, magnet.id
+    )
+    enrol(ctx, subscriber, magnet, entry)
     if confirm_first:
-        return subscriber.id, _confirm_again(ctx, subscriber)
+        return subscriber.id, _confirm_again(ctx, subscriber, magnet)
     return subscriber.id, [schedule_step(ctx, subscriber, ctx.content.first, now).id]
 
 
@@ -98,23 +121,43 @@ def _opted_out(ctx: Context, address: str) -> bool:
 def _again(
     ctx: Context,
     subscriber: Subscriber,
+    magnet: Magnet,
     data: SignupInput,
     meta: consent.RequestMeta,
     proven: bool,
 ) -> list[int]:
-    """A known address signs up again: what goes out now depends on where they stand.
-    Nobody is renamed here: anyone can type anyone's address."""
-    consent.record(subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, ctx.now())
+    """A known address signs up (again, or for another magnet): what goes out now depends
+    on where they stand. Nobody is renamed here: anyone can type anyone's address."""
+    entry = consent.record(
+        subscriber, ConsentAction.CONSENT, ctx.content.consent, meta, ctx.now(), magnet.id
+    )
+    before = enrolment(subscriber, magnet)
+    stopped = before is not None and before.stopped_at is not None
+    enrol(ctx, subscriber, magnet, entry)
     opted_out = subscriber.status in OPTED_OUT or is_suppressed(ctx, subscriber.email)
     if subscriber.status == SubscriberStatus.ACTIVE and not opted_out:
-        resend = schedule_resend(ctx, subscriber)
-        return [resend.id] if resend else []
+        return _start_or_resend(ctx, subscriber, magnet, before is None, stopped)
     if opted_out and proven and not ctx.settings.double_opt_in:
-        return reinstate(ctx, subscriber)
+        return reinstate(ctx, subscriber, magnet)
     # Pending, or coming back after an opt-out: only the confirmation link lets them in.
     subscriber.status = SubscriberStatus.PENDING
     _keep_aside(subscriber, data)
-    return _confirm_again(ctx, subscriber)
+    return _confirm_again(ctx, subscriber, magnet)
+
+
+def _start_or_resend(
+    ctx: Context, subscriber: Subscriber, magnet: Magnet, new: bool, stopped: bool
+) -> list[int]:
+    """A magnet new to this person starts its sequence with its guide; one taken before
+    sends its guide again (at most once a day) and its sequence goes on where it is (where
+    it stopped, if they had stopped it)."""
+    if new:
+        return [schedule_step(ctx, subscriber, ctx.content.first, ctx.now()).id]
+    resumed = resume_drip(ctx, subscriber) if stopped else None
+    if resumed is not None and resumed.step_id == ctx.content.first.id:
+        return [resumed.id]
+    resend = schedule_resend(ctx, subscriber)
+    return [resend.id] if resend else []
 
 
 def _keep_aside(subscriber: Subscriber, data: SignupInput) -> None:
@@ -127,9 +170,10 @@ def _keep_aside(subscriber: Subscriber, data: SignupInput) -> None:
         subscriber.requested_time_zone = data.time_zone if changed else None
 
 
-def _confirm_again(ctx: Context, subscriber: Subscriber) -> list[int]:
+def _confirm_again(ctx: Context, subscriber: Subscriber, magnet: Magnet) -> list[int]:
     """At most one confirmation email a day per mailbox, however often the form is sent
-    and however the address is spelt (list bombing)."""
+    and however the address is spelt (list bombing). Confirming starts every magnet taken
+    meanwhile (capture/confirm.py), this one included."""
     if recent_confirmation(subscriber, ctx.now()):
         return []
     return [schedule_confirmation(ctx, subscriber).id]

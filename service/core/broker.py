@@ -86,3 +86,12 @@ def nudge(app: Flask, email_ids: Iterable[int]) -> None:
         except Exception as exc:  # any broker failure; the database still holds the schedule
             log.warning("could not nudge the worker for email %s: %s", email_id, exc)
             return
+
+
+def dispatch_now(app: Flask) -> None:
+    """Ask a worker for a scheduler pass now (a broadcast just started) rather than at the
+    beat's next one. Failure is harmless: the beat's pass comes anyway."""
+    try:
+        producer(app).send_task(DISPATCH, retry=False)
+    except Exception as exc:  # any broker failure; the database holds the schedule
+        log.warning("could not ask the worker for a scheduler pass: %s", exc)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -81,6 +82,18 @@ class Purpose(StrEnum):
     RESEND = "resend"  # the guide again, for someone who signed up twice
     CONFIRM = "confirm"  # double opt-in confirmation
     TEST = "test"  # an owner's "send me a test": counted in no subscriber figure
+    BROADCAST = "broadcast"  # one row per broadcast and recipient, at most
+
+
+class BroadcastStatus(StrEnum):
+    DRAFT = "draft"  # written, not sent: the audience is not frozen yet
+    SCHEDULED = "scheduled"  # the scheduler pass starts it at send_at
+    SENDING = "sending"  # recipients materialised; workers claim its rows
+    PAUSED = "paused"  # no new claims; resume picks up where it stopped
+    FINISHED = "finished"  # no recipient row is pending or being sent
+    STOPPED = "stopped"  # given up, with the reason in `reason`
+
+    LIVE = nonmember(("sending", "paused"))  # recipients exist and some may still go
 
 
 class ConsentAction(StrEnum):
@@ -98,6 +111,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the server refused the sender or the message: our fault
     CANCELLED = "cancelled"  # no longer wanted when its turn came
     SKIPPED = "skipped"  # its step left the sequence: the next one is scheduled instead
+    SPACED = "spaced"  # too soon after another magnet's email (EMAIL_MIN_GAP): moved later
     NOT_CLAIMED = "not-claimed"  # not due, or another worker has it
 
 
@@ -210,6 +224,8 @@ class ScheduledEmail(Model):
     # Whose sequence (or guide) this email belongs to; None only for mail that belongs to
     # no magnet (a broadcast).
     magnet_id: Mapped[int | None] = mapped_column(ForeignKey("magnet.id"))
+    # The broadcast this row delivers to its subscriber (purpose "broadcast"), else None.
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcast.id"))
     step_id: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16), default=Purpose.DRIP)
     status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING)
@@ -241,6 +257,15 @@ class ScheduledEmail(Model):
             sqlite_where=text("purpose = 'drip'"),
             postgresql_where=text("purpose = 'drip'"),
         ),
+        # A broadcast reaches a subscriber once: materialising twice inserts nothing new.
+        Index(
+            "uq_scheduled_email_broadcast",
+            "broadcast_id",
+            "subscriber_id",
+            unique=True,
+            sqlite_where=text("purpose = 'broadcast'"),
+            postgresql_where=text("purpose = 'broadcast'"),
+        ),
         # The scheduler's claim reads only open rows; the partial indexes stay small.
         Index(
             "ix_scheduled_email_due",
@@ -256,6 +281,38 @@ class ScheduledEmail(Model):
         ),
         Index("ix_scheduled_email_subscriber", "subscriber_id", "status"),
     )
+
+
+class Broadcast(Model):
+    """A one-off email to an audience. Its recipients are scheduled_email rows (purpose
+    "broadcast"), written in one statement when the send starts: the audience freezes then."""
+
+    __tablename__ = "broadcast"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(998))
+    # Markdown, or HTML with its plain-text twin; each a template with the steps' variables.
+    body_md: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    body_txt: Mapped[str | None] = mapped_column(Text)
+    # JSON: {"kind": "all"} | {"kind": "took", "magnets": [ids]} | {"kind": "finished", ...}
+    audience: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.DRAFT)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it stopped (or was paused)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: when sent
+    # Its own limit ("50/s"), on top of SEND_RATE; effective_rate is what throttling
+    # replies from the server have lowered it to (per second), None: not lowered.
+    rate_limit: Mapped[str | None] = mapped_column(String(32))
+    effective_rate: Mapped[float | None] = mapped_column(Float)
+    throttled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recipients: Mapped[int | None] = mapped_column(Integer)  # frozen at the start
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_broadcast_status_send_at", "status", "send_at"),)
 
 
 class DeliveryAttempt(Model):

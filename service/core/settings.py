@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from .dkim_key import DkimKey, load_key
+from .rates import parse_rate
 
 # The templates shipped with the service; SEQUENCE_FILE names another folder's.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "email_templates"
@@ -45,6 +47,9 @@ STORAGE_PATH = re.compile(
 # S3's rules for bucket names: 3-63 lowercase letters, digits, dots and hyphens.
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 STORAGE_URL_PARAMETERS = ("endpoint_url", "region")
+# A duration as the sequence file writes its delays (content/sequence.py's parse_delay).
+DURATION = re.compile(r"^([0-9]+)\s*([smhd]?)$")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 # Where the app factory keeps the settings it read: settings_of(app) reads them back.
@@ -125,6 +130,9 @@ class Settings:
     guide_url: str | None
     send_lease: float
     storage_url: StorageUrl
+    # The least time between two emails to one person from different magnets' sequences or
+    # a broadcast (sending/spacing.py); zero turns the rule off.
+    email_min_gap: timedelta = field(default=timedelta(hours=1))
     embedded: bool = field(default=False)
     dkim: DkimKey | None = field(default=None)
     # Bounce and complaint webhooks: each provider is enabled by its key (see webhooks/).
@@ -149,6 +157,8 @@ class Settings:
     track_clicks: bool = True
     # SEQUENCE_FILE was set: that file is the default magnet's truth, not the database.
     sequence_file_managed: bool = False
+    # A cap on sends per second across every worker (SEND_RATE); None: no cap.
+    send_rate: float | None = None
 
     @property
     def templates_dir(self) -> Path:
@@ -202,6 +212,9 @@ class Settings:
             guide_file=_optional_file(env, "GUIDE_FILE"),
             guide_url=_optional_http_url(env, "GUIDE_URL"),
             send_lease=_positive_number(env, "SEND_LEASE", 300),
+            email_min_gap=_duration(
+                "EMAIL_MIN_GAP", _get(env, "EMAIL_MIN_GAP"), timedelta(hours=1)
+            ),
             storage_url=_storage_url(env, instance),
             embedded=embedded,
             dkim=_dkim(env),
@@ -225,6 +238,7 @@ class Settings:
             metrics_port=_port("METRICS_PORT", _get(env, "METRICS_PORT")),
             log_format=_log_format(_get(env, "LOG_FORMAT")),
             track_clicks=_boolean(env, "TRACK_CLICKS", True),
+            send_rate=_send_rate(_get(env, "SEND_RATE")),
         )
         secret_keys = _secret_keys(env, instance, embedded, create_instance)
         if database_raw is None and not create_instance:
@@ -332,6 +346,15 @@ def _database_url(raw: str | None, instance: Path) -> str:
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     raise SettingsError("DATABASE_URL", f"must be sqlite:/// or postgresql://, not {backend}://")
+
+
+def _send_rate(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return parse_rate(raw)
+    except ValueError as exc:
+        raise SettingsError("SEND_RATE", str(exc)) from None
 
 
 def _redis_url(raw: str | None) -> str | None:
@@ -545,6 +568,16 @@ def _positive_number(env: Mapping[str, str], name: str, default: float) -> float
     if not value > 0:
         raise SettingsError(name, "must be greater than 0")
     return value
+
+
+def _duration(name: str, raw: str | None, default: timedelta) -> timedelta:
+    """A duration written as the sequence's delays are: `0`, `45s`, `10m`, `2h`, `3d`."""
+    if raw is None:
+        return default
+    match = DURATION.match(raw)
+    if not match:
+        raise SettingsError(name, f"must be a duration like 0, 45s, 10m, 2h or 3d, not {raw!r}")
+    return timedelta(seconds=int(match.group(1)) * DURATION_UNITS[match.group(2)])
 
 
 def _dkim(env: Mapping[str, str]) -> DkimKey | None:

@@ -32,6 +32,8 @@ class Claim:
 
     subscriber_id: int
     token_key: str | None  # None: an id-only token, made before migration 0006
+    # The magnet of the email an unsubscribe link came in (None: older links, and others).
+    magnet_id: int | None = None
 
 
 def new_token_key() -> str:
@@ -62,17 +64,26 @@ def _claim(value: object) -> Claim | None:
         return Claim(value, None)
     if (
         isinstance(value, list)
-        and len(value) == 2
+        and len(value) in (2, 3)
         and _is_id(value[0])
         and isinstance(value[1], str)
     ):
-        return Claim(value[0], value[1])
+        magnet = value[2] if len(value) == 3 else None
+        if magnet is not None and not _is_id(magnet):
+            return None
+        return Claim(value[0], value[1], magnet)
     return None
 
 
-def make_token(secret_keys: tuple[str, ...], purpose: str, holder: Holder) -> str:
-    """A token that never expires (unsubscribe and guide links must work for years)."""
-    return URLSafeSerializer(_keys(secret_keys), salt=purpose).dumps([holder.id, holder.token_key])
+def make_token(
+    secret_keys: tuple[str, ...], purpose: str, holder: Holder, magnet_id: int | None = None
+) -> str:
+    """A token that never expires (unsubscribe and guide links must work for years);
+    `magnet_id`: the magnet the email is about (an unsubscribe link offers to stop only it)."""
+    payload: list[object] = [holder.id, holder.token_key]
+    if magnet_id is not None:
+        payload.append(magnet_id)
+    return URLSafeSerializer(_keys(secret_keys), salt=purpose).dumps(payload)
 
 
 def read_token(secret_keys: tuple[str, ...], purpose: str, token: str) -> Claim | None:

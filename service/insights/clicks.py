@@ -9,7 +9,7 @@ from sqlalchemy import Select, SQLColumnExpression, case, distinct, func, litera
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..core.extensions import db
-from ..core.models import Click
+from ..core.models import Click, ScheduledEmail
 
 TOP_LINKS = 5
 ALL = ""  # the key of figures counted over everything asked for, in no groups
@@ -33,9 +33,13 @@ class ClickFigures:
         return 100 * self.people / delivered if delivered else None
 
 
-def per_step() -> dict[str, ClickFigures]:
-    """The figures of each step (of drip emails, and guide resends under the first step)."""
-    return figures(Click.step_id)
+def per_step(magnet_id: int | None = None) -> dict[str, ClickFigures]:
+    """The figures of each step (of drip emails, and guide resends under the first step);
+    with a magnet, of that magnet's emails only."""
+    if magnet_id is None:
+        return figures(Click.step_id)
+    of_magnet = select(ScheduledEmail.id).where(ScheduledEmail.magnet_id == magnet_id)
+    return figures(Click.step_id, Click.email_id.in_(of_magnet))
 
 
 def for_emails(emails: Select) -> ClickFigures:

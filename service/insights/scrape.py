@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.clock import utcnow
 from ..core.metrics import multiprocess_folder
+from ..sending.broadcast_progress import live_ids, progress
 from .stats import oldest_due_unsent
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,42 @@ class OldestDueEmail:
         yield GaugeMetricFamily(self.NAME, self.HELP, value=max(age, 0.0))
 
 
+class BroadcastProgress:
+    """leadmagnet_broadcast_emails{broadcast,outcome} and leadmagnet_broadcast_rate{broadcast}:
+    each live (sending or paused) broadcast's progress, the `broadcast status` query's."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        emails = GaugeMetricFamily(
+            "leadmagnet_broadcast_emails",
+            "Recipients of each live broadcast by outcome: sent, failed, skipped, remaining.",
+            labels=["broadcast", "outcome"],
+        )
+        rates = GaugeMetricFamily(
+            "leadmagnet_broadcast_rate",
+            "Emails per second each live broadcast sent over the last minute.",
+            labels=["broadcast"],
+        )
+        with self.app.app_context():
+            try:
+                now = utcnow()
+                for broadcast_id in live_ids():
+                    found = progress(broadcast_id, now)
+                    if found is None:
+                        continue
+                    name = str(broadcast_id)
+                    for outcome in ("sent", "failed", "skipped", "remaining"):
+                        emails.add_metric([name, outcome], getattr(found, outcome))
+                    rates.add_metric([name], found.rate)
+            except SQLAlchemyError as exc:
+                log.warning("broadcast progress not measured: %s", type(exc).__name__)
+                return
+        yield emails
+        yield rates
+
+
 def registry(app: Flask) -> CollectorRegistry:
     """What a scrape shows: the counters of every process writing to the multiprocess
     folder (or of this process alone, without one), and the gauge read now."""
@@ -55,4 +92,5 @@ def registry(app: Flask) -> CollectorRegistry:
     else:
         scrape.register(REGISTRY)
     scrape.register(OldestDueEmail(app))
+    scrape.register(BroadcastProgress(app))
     return scrape

@@ -1,4 +1,7 @@
-"""The dashboard's figures: one function each, counted by the database (GROUP BY), not in loops."""
+"""The dashboard's figures: one function each, counted by the database (GROUP BY), not in loops.
+
+Each takes an optional magnet id: None counts everyone and every email (the figures as they
+were before magnets), an id only that magnet's emails and the people who took it."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from ..core.models import (
     ConsentRecord,
     DeliveryAttempt,
     EmailStatus,
+    Enrolment,
     Outcome,
     Purpose,
     ScheduledEmail,
@@ -72,15 +76,22 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def signups_per_day(now: datetime, days: int = DAYS) -> list[DayCount]:
-    """New subscribers on each UTC day of the last `days` days, today included, oldest first."""
+def signups_per_day(
+    now: datetime, days: int = DAYS, magnet_id: int | None = None
+) -> list[DayCount]:
+    """New subscribers (with a magnet: people taking it) on each UTC day of the last `days`
+    days, today included, oldest first."""
     first = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
-    day = _utc_day(Subscriber.created_at)
-    rows = db.session.execute(
-        select(day, func.count())
-        .where(Subscriber.created_at >= datetime.combine(first, time(0), UTC))
-        .group_by(day)
-    ).all()
+    since = datetime.combine(first, time(0), UTC)
+    if magnet_id is None:
+        day = _utc_day(Subscriber.created_at)
+        query = select(day, func.count()).where(Subscriber.created_at >= since)
+    else:
+        day = _utc_day(Enrolment.taken_at)
+        query = select(day, func.count()).where(
+            Enrolment.taken_at >= since, Enrolment.magnet_id == magnet_id
+        )
+    rows = db.session.execute(query.group_by(day)).all()
     counts = {_as_date(value): n for value, n in rows}
     return [
         DayCount(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0))
@@ -88,28 +99,48 @@ def signups_per_day(now: datetime, days: int = DAYS) -> list[DayCount]:
     ]
 
 
-def _step_sent(step_id: str) -> ColumnElement:
+def _of_magnet(magnet_id: int | None) -> list[ColumnElement[bool]]:
+    """The condition on scheduled_email rows that keeps one magnet's (none: all)."""
+    return [] if magnet_id is None else [ScheduledEmail.magnet_id == magnet_id]
+
+
+def _took(magnet_id: int | None, subscriber_id: Any = Subscriber.id) -> list[ColumnElement[bool]]:
+    """The condition on subscribers that keeps those who took the magnet (none: all)."""
+    if magnet_id is None:
+        return []
+    took = select(Enrolment.id).where(
+        Enrolment.subscriber_id == subscriber_id, Enrolment.magnet_id == magnet_id
+    )
+    return [took.exists()]
+
+
+def _step_sent(step_id: str, magnet_id: int | None = None) -> ColumnElement:
     return (
         select(func.count())
         .where(
             ScheduledEmail.purpose == Purpose.DRIP,
             ScheduledEmail.step_id == step_id,
             ScheduledEmail.status == EmailStatus.SENT,
+            *_of_magnet(magnet_id),
         )
         .scalar_subquery()
     )
 
 
-def funnel(sequence: Sequence, double_opt_in: bool) -> list[FunnelStage]:
-    """Signed up → confirmed (double opt-in only) → guide sent → downloaded → finished."""
-    everyone = select(func.count(Subscriber.id))
+def funnel(
+    sequence: Sequence, double_opt_in: bool, magnet_id: int | None = None
+) -> list[FunnelStage]:
+    """Signed up → confirmed (double opt-in only) → guide sent → downloaded → finished; with
+    a magnet, of the people who took it and of its own sequence (`sequence`, its content).
+    Downloads are counted per person, whichever guide they downloaded."""
+    everyone = select(func.count(Subscriber.id)).where(*_took(magnet_id))
     row = db.session.execute(
         select(
             everyone.scalar_subquery(),
             everyone.where(Subscriber.confirmed_at.is_not(None)).scalar_subquery(),
-            _step_sent(sequence.steps[0].id),
+            _step_sent(sequence.steps[0].id, magnet_id),
             everyone.where(Subscriber.guide_downloads > 0).scalar_subquery(),
-            _step_sent(sequence.steps[-1].id),
+            _step_sent(sequence.steps[-1].id, magnet_id),
         )
     ).one()
     signed_up, confirmed, guide_sent, downloaded, finished = (n or 0 for n in row)
@@ -125,13 +156,17 @@ def funnel(sequence: Sequence, double_opt_in: bool) -> list[FunnelStage]:
 
 
 def _last_drip_step(
-    subscriber_id: SQLColumnExpression[int], before: SQLColumnExpression[datetime] | None = None
+    subscriber_id: SQLColumnExpression[int],
+    before: SQLColumnExpression[datetime] | None = None,
+    magnet_id: int | None = None,
 ) -> ScalarSelect[str]:
-    """The step of a subscriber's latest drip email that left (or was refused), optionally
-    sent no later than `before`: a correlated subquery, one index lookup per row counted."""
+    """The step of a subscriber's latest drip email (of that magnet) that left (or was
+    refused), optionally sent no later than `before`: a correlated subquery, one index
+    lookup per row counted."""
     query = select(ScheduledEmail.step_id).where(
         ScheduledEmail.subscriber_id == subscriber_id,
         ScheduledEmail.purpose == Purpose.DRIP,
+        *_of_magnet(magnet_id),
     )
     if before is None:
         query = query.where(ScheduledEmail.status.in_((EmailStatus.SENT, EmailStatus.FAILED)))
@@ -148,20 +183,40 @@ def _count_by(step: ColumnElement, *where: ColumnElement, source: type) -> dict[
     return {step_id: n for step_id, n in rows if step_id is not None}
 
 
-def _by_status(status: str) -> dict[str, int]:
+def _by_status(status: str, magnet_id: int | None) -> dict[str, int]:
     """People whose status is `status` now, by the last email they got before it happened
     (after a bounce or complaint nothing more is sent, so the latest email is that one)."""
-    return _count_by(_last_drip_step(Subscriber.id), Subscriber.status == status, source=Subscriber)
+    return _count_by(
+        _last_drip_step(Subscriber.id, magnet_id=magnet_id),
+        Subscriber.status == status,
+        *_took(magnet_id),
+        source=Subscriber,
+    )
 
 
-def step_figures(sequence: Sequence) -> list[StepFigures]:
+def _withdrawals(magnet_id: int | None) -> list[ColumnElement[bool]]:
+    """Withdrawals that stopped this magnet: its own ("only stop emails about it") and the
+    one-click ones, which stop all."""
+    if magnet_id is None:
+        return []
+    return [
+        or_(ConsentRecord.magnet_id == magnet_id, ConsentRecord.magnet_id.is_(None)),
+        *_took(magnet_id, ConsentRecord.subscriber_id),
+    ]
+
+
+def step_figures(
+    sequence: Sequence, magnet_id: int | None = None, known_elsewhere: frozenset[str] = frozenset()
+) -> list[StepFigures]:
     """Per step: sent, failed, bounced, unsubscribed after it, complaints. Steps no longer in
-    the file but still in the records come last."""
+    the file (nor in `known_elsewhere`: other magnets' steps) but still in the records come
+    last."""
     by_status = db.session.execute(
         select(ScheduledEmail.step_id, ScheduledEmail.status, func.count())
         .where(
             ScheduledEmail.purpose == Purpose.DRIP,
             ScheduledEmail.status.in_((EmailStatus.SENT, EmailStatus.FAILED)),
+            *_of_magnet(magnet_id),
         )
         .group_by(ScheduledEmail.step_id, ScheduledEmail.status)
     ).all()
@@ -170,18 +225,21 @@ def step_figures(sequence: Sequence) -> list[StepFigures]:
             select(ScheduledEmail.step_id, func.count(func.distinct(ScheduledEmail.id)))
             .join(DeliveryAttempt, DeliveryAttempt.email_id == ScheduledEmail.id)
             .where(
-                ScheduledEmail.purpose == Purpose.DRIP, DeliveryAttempt.outcome == Outcome.BOUNCED
+                ScheduledEmail.purpose == Purpose.DRIP,
+                DeliveryAttempt.outcome == Outcome.BOUNCED,
+                *_of_magnet(magnet_id),
             )
             .group_by(ScheduledEmail.step_id)
         ).all()
     )
     unsubscribed = _count_by(
-        _last_drip_step(ConsentRecord.subscriber_id, ConsentRecord.created_at),
+        _last_drip_step(ConsentRecord.subscriber_id, ConsentRecord.created_at, magnet_id),
         ConsentRecord.action == ConsentAction.WITHDRAWAL,
+        *_withdrawals(magnet_id),
         source=ConsentRecord,
     )
-    bounced = _by_status(SubscriberStatus.BOUNCED)
-    complaints = _by_status(SubscriberStatus.COMPLAINED)
+    bounced = _by_status(SubscriberStatus.BOUNCED, magnet_id)
+    complaints = _by_status(SubscriberStatus.COMPLAINED, magnet_id)
 
     counts: dict[str, dict[str, int]] = {}
     for step_id, status, n in by_status:
@@ -199,7 +257,7 @@ def step_figures(sequence: Sequence) -> list[StepFigures]:
                 bounced=bounced.get(step_id, 0),
                 unsubscribed=unsubscribed.get(step_id, 0),
                 complaints=complaints.get(step_id, 0),
-                in_file=step_id in known,
+                in_file=step_id in known or step_id in known_elsewhere,
             )
         )
     return figures
@@ -212,16 +270,19 @@ def percentile(sorted_values: list[float], share: float) -> float:
 
 
 def time_to_inbox(
-    now: datetime, sequence: Sequence, sample: int = INBOX_SAMPLE
+    now: datetime, sequence: Sequence, sample: int = INBOX_SAMPLE, magnet_id: int | None = None
 ) -> Percentiles | None:
     """p50 and p99 of signup (or confirmation) to the SMTP server's acceptance, for the
     first emails sent in the last day: the guide, or the confirmation under double opt-in."""
-    first_email = or_(
-        and_(
-            ScheduledEmail.purpose == Purpose.DRIP,
-            ScheduledEmail.step_id == sequence.steps[0].id,
+    first_email = and_(
+        or_(
+            and_(
+                ScheduledEmail.purpose == Purpose.DRIP,
+                ScheduledEmail.step_id == sequence.steps[0].id,
+            ),
+            ScheduledEmail.purpose == Purpose.CONFIRM,
         ),
-        ScheduledEmail.purpose == Purpose.CONFIRM,
+        *_of_magnet(magnet_id),
     )
     rows = db.session.execute(
         select(ScheduledEmail.created_at, ScheduledEmail.sent_at)

@@ -26,9 +26,12 @@ def record(
     consent: Consent,
     meta: RequestMeta,
     now: datetime,
+    magnet_id: int | None = None,
 ) -> ConsentRecord:
+    """Append one entry; `magnet_id` None: about all magnets (a one-click withdrawal)."""
     entry = ConsentRecord(
         subscriber_id=subscriber.id,
+        magnet_id=magnet_id,
         action=action,
         text=consent.text,
         text_version=consent.version,

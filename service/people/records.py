@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import func, select
 
@@ -16,12 +16,15 @@ from ..core.models import (
     ConsentAction,
     ConsentRecord,
     DeliveryAttempt,
+    Enrolment,
+    Magnet,
     ScheduledEmail,
     Subscriber,
     SuppressionReason,
 )
 from ..sending.context import Context
 from ..sending.suppression import is_suppressed, suppress
+from .enrolments import magnets_of
 
 EXPORT_FIELDS = (
     "email",
@@ -33,6 +36,7 @@ EXPORT_FIELDS = (
     "confirmed_at",
     "unsubscribed_at",
     "guide_downloads",
+    "magnets",  # the slugs of the magnets taken, space-separated, in alphabetical order
 )
 
 
@@ -46,6 +50,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def describe(ctx: Context, subscriber: Subscriber) -> dict:
     """All we hold on one person, as plain data (for `subscribers show`)."""
+    slugs = {row.id: row.slug for row in db.session.execute(select(Magnet.id, Magnet.slug))}
     return {
         "email": subscriber.email,
         "first_name": subscriber.first_name,
@@ -60,15 +65,36 @@ def describe(ctx: Context, subscriber: Subscriber) -> dict:
             "first_at": _iso(subscriber.first_download_at),
             "last_at": _iso(subscriber.last_download_at),
         },
-        "consents": [_consent(c) for c in subscriber.consents],
-        "emails": [_email(e) for e in subscriber.emails],
+        "magnets": _magnets(subscriber),
+        "consents": [_consent(c, slugs) for c in subscriber.consents],
+        "emails": [_email(e, slugs) for e in subscriber.emails],
         "clicks": [_click(c) for c in _clicks(subscriber.id)],
     }
 
 
-def _consent(record: ConsentRecord) -> dict:
+def _magnets(subscriber: Subscriber) -> list[dict]:
+    """Each magnet taken: when, whether its emails still run, and its consent entries."""
+    taken = magnets_of(subscriber)
+    slugs = {magnet.id: magnet.slug for magnet, _found in taken}
+    return [
+        {
+            "slug": magnet.slug,
+            "title": magnet.title,
+            "taken_at": _iso(found.taken_at),
+            "stopped_at": _iso(found.stopped_at),
+            "stop_reason": found.stop_reason,
+            "consents": [
+                _consent(c, slugs) for c in subscriber.consents if c.magnet_id == magnet.id
+            ],
+        }
+        for magnet, found in taken
+    ]
+
+
+def _consent(record: ConsentRecord, slugs: dict[int, str]) -> dict:
     return {
         "action": record.action,
+        "magnet": slugs.get(record.magnet_id) if record.magnet_id else None,  # None: all
         "at": _iso(record.created_at),
         "text": record.text,
         "text_version": record.text_version,
@@ -80,8 +106,9 @@ def _consent(record: ConsentRecord) -> dict:
     }
 
 
-def _email(email: ScheduledEmail) -> dict:
+def _email(email: ScheduledEmail, slugs: dict[int, str]) -> dict:
     return {
+        "magnet": slugs.get(email.magnet_id) if email.magnet_id else None,
         "step": email.step_id,
         "purpose": email.purpose,
         "status": email.status,
@@ -126,12 +153,31 @@ def forget(ctx: Context, subscriber: Subscriber) -> None:
     db.session.commit()
 
 
-def count() -> int:
+def count(magnet_id: int | None = None) -> int:
+    """Subscribers (with a magnet: those who took it)."""
+    if magnet_id is not None:
+        query = select(func.count(Enrolment.id)).where(Enrolment.magnet_id == magnet_id)
+        return db.session.scalar(query) or 0
     return db.session.scalar(select(func.count(Subscriber.id))) or 0
 
 
-def export_rows(batch: int = 1000) -> Iterator[dict]:
-    """Every subscriber with status and consent times, streamed in id order."""
+def _taken() -> Any:
+    """Per subscriber: the slugs of the magnets taken, in one string."""
+    return (
+        select(
+            Enrolment.subscriber_id,
+            func.aggregate_strings(Magnet.slug, " ").label("slugs"),
+        )
+        .join(Magnet, Magnet.id == Enrolment.magnet_id)
+        .group_by(Enrolment.subscriber_id)
+        .subquery()
+    )
+
+
+def export_rows(batch: int = 1000, magnet_id: int | None = None) -> Iterator[dict]:
+    """Every subscriber (with a magnet: who took it) with status, consent times and the
+    magnets taken, streamed in id order."""
+    taken = _taken()
     first_consent = (
         select(ConsentRecord.subscriber_id, func.min(ConsentRecord.created_at).label("at"))
         .where(ConsentRecord.action == ConsentAction.CONSENT)
@@ -144,13 +190,20 @@ def export_rows(batch: int = 1000) -> Iterator[dict]:
         .subquery()
     )
     query = (
-        select(Subscriber, first_consent.c.at, last_version.c.version)
+        select(Subscriber, first_consent.c.at, last_version.c.version, taken.c.slugs)
         .outerjoin(first_consent, first_consent.c.subscriber_id == Subscriber.id)
         .outerjoin(last_version, last_version.c.subscriber_id == Subscriber.id)
+        .outerjoin(taken, taken.c.subscriber_id == Subscriber.id)
         .order_by(Subscriber.id)
         .execution_options(yield_per=batch)
     )
-    for subscriber, consented_at, version in db.session.execute(query):
+    if magnet_id is not None:
+        query = query.where(
+            select(Enrolment.id)
+            .where(Enrolment.subscriber_id == Subscriber.id, Enrolment.magnet_id == magnet_id)
+            .exists()
+        )
+    for subscriber, consented_at, version, slugs in db.session.execute(query):
         yield {
             "email": subscriber.email,
             "first_name": subscriber.first_name or "",
@@ -161,6 +214,7 @@ def export_rows(batch: int = 1000) -> Iterator[dict]:
             "confirmed_at": _iso(subscriber.confirmed_at) or "",
             "unsubscribed_at": _iso(subscriber.unsubscribed_at) or "",
             "guide_downloads": subscriber.guide_downloads,
+            "magnets": " ".join(sorted((slugs or "").split())),
         }
 
 

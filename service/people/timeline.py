@@ -24,6 +24,13 @@ def _when(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _consent_title(consent: dict) -> str:
+    title = CONSENT_TITLES.get(consent["action"], consent["action"])
+    if consent["action"] == "withdrawal" and consent.get("magnet"):
+        return f"Stopped the emails about {consent['magnet']} (consent withdrawn)"
+    return title
+
+
 def _email_title(email: dict) -> str:
     what = {"drip": f"Email “{email['step']}”", "resend": "Guide sent again"}.get(
         email["purpose"], "Confirmation email"
@@ -41,8 +48,7 @@ def timeline(described: dict) -> list[Entry]:
     """Consents and withdrawals with their evidence, every email with its delivery attempts,
     the guide downloads and the clicks, oldest first."""
     entries = [
-        Entry(_when(c["at"]), c["action"], CONSENT_TITLES.get(c["action"], c["action"]), c)
-        for c in described["consents"]
+        Entry(_when(c["at"]), c["action"], _consent_title(c), c) for c in described["consents"]
     ]
     for email in described["emails"]:
         # A sent email sits where it left; one not (yet) sent where it is or was due.

@@ -11,6 +11,7 @@ from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
     EmailStatus,
+    Magnet,
     ScheduledEmail,
     Subscriber,
     SubscriberStatus,
@@ -20,6 +21,7 @@ from ..sending.context import Context
 from ..sending.schedule import cancel_open
 from ..sending.suppression import suppress
 from . import consent
+from .enrolments import ONLY_THIS, UNSUBSCRIBED, stop, stop_all
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ def unsubscribe(ctx: Context, subscriber_id: int, meta: consent.RequestMeta) -> 
     subscriber.unsubscribed_at = now
     consent.record(subscriber, ConsentAction.WITHDRAWAL, ctx.content.consent, meta, now)
     cancel_open(subscriber.id)
+    stop_all(subscriber, UNSUBSCRIBED, now)
     suppress(ctx, subscriber.email, SuppressionReason.UNSUBSCRIBED)
     step = last_step_sent(subscriber.id)
     db.session.commit()
@@ -48,6 +51,35 @@ def unsubscribe(ctx: Context, subscriber_id: int, meta: consent.RequestMeta) -> 
         extra={"subscriber_id": subscriber_id, "step": step or metrics.NO_STEP},
     )
     return subscriber
+
+
+def leave_magnet(
+    ctx: Context, subscriber_id: int, magnet_id: int, meta: consent.RequestMeta
+) -> tuple[Subscriber, Magnet] | None:
+    """ "Only stop emails about this magnet": its sequence stops (its open emails cancelled)
+    and a withdrawal is recorded for it; the other magnets' sequences go on. Idempotent."""
+    subscriber = db.session.get(Subscriber, subscriber_id, with_for_update=True)
+    magnet = db.session.get(Magnet, magnet_id)
+    if subscriber is None or magnet is None:
+        db.session.rollback()
+        return None
+    if stop(ctx, subscriber, magnet, ONLY_THIS):
+        consent.record(
+            subscriber,
+            ConsentAction.WITHDRAWAL,
+            ctx.for_magnet(magnet.id).content.consent,
+            meta,
+            ctx.now(),
+            magnet.id,
+        )
+        log.info(
+            "subscriber %s stopped the emails of magnet %s",
+            subscriber_id,
+            magnet.slug,
+            extra={"subscriber_id": subscriber_id},
+        )
+    db.session.commit()
+    return subscriber, magnet
 
 
 def last_step_sent(subscriber_id: int) -> str | None:

@@ -8,9 +8,9 @@ from ..core import click_tokens
 from ..core.models import Purpose, ScheduledEmail
 from ..core.settings import Settings
 
-# Sequence emails (broadcasts will join). Not the confirmation: it goes out before consent
+# Sequence emails and broadcasts. Not the confirmation: it goes out before consent
 # is complete, and its one link is the confirmation itself.
-TRACKED = frozenset({Purpose.DRIP, Purpose.RESEND})
+TRACKED = frozenset({Purpose.DRIP, Purpose.RESEND, Purpose.BROADCAST})
 # Our own links that carry a token already: unsubscribing must stay one step from the
 # email, and guide downloads are counted by the guide link itself.
 OWN_TOKEN_PATHS = ("/unsubscribe/", "/guide/", "/confirm/", "/resubscribe/", "/r/")

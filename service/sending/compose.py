@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from ..content.broadcast_body import BroadcastText, render_broadcast
 from ..content.guide_pages import guide_for_templates
 from ..content.rendering import RenderedEmail, render_email
 from ..content.sequence import Sequence
 from ..core import tokens
-from ..core.models import Purpose, ScheduledEmail, Subscriber
+from ..core.extensions import db
+from ..core.models import Broadcast, Purpose, ScheduledEmail, Subscriber
 from ..core.settings import Settings
 from .click_links import track_clicks
 from .context import Context
 from .message import build_message
 
 
-def links(settings: Settings, subscriber: tokens.Holder) -> dict[str, str]:
+def links(
+    settings: Settings, subscriber: tokens.Holder, magnet_id: int | None = None
+) -> dict[str, str]:
+    """The links of one email; its unsubscribe link names the email's magnet, so the page
+    can offer to stop only that one."""
     keys, base = settings.secret_keys, settings.public_url
     return {
         "unsubscribe_url": f"{base}/unsubscribe/"
-        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber),
+        + tokens.make_token(keys, tokens.UNSUBSCRIBE, subscriber, magnet_id),
         "guide_url": f"{base}/guide/" + tokens.make_token(keys, tokens.GUIDE, subscriber),
         "confirm_url": f"{base}/confirm/"
         + tokens.make_timed_token(keys, tokens.CONFIRM, subscriber),
@@ -42,9 +48,15 @@ def template_for(email: ScheduledEmail, sequence: Sequence) -> str | None:
     return step.template if step else None
 
 
-def context(ctx: Context, subscriber: Subscriber, template: str, preheader: str = "") -> dict:
+def context(
+    ctx: Context,
+    subscriber: Subscriber,
+    template: str,
+    preheader: str = "",
+    magnet_id: int | None = None,
+) -> dict:
     """The template variables of one email to one subscriber."""
-    urls = links(ctx.settings, subscriber)
+    urls = links(ctx.settings, subscriber, magnet_id)
     if not ctx.default_magnet and ctx.magnet_id is not None:
         urls["guide_url"] = magnet_guide_url(ctx.settings, subscriber, ctx.magnet_id)
     if template != "confirm":
@@ -72,8 +84,21 @@ def render_for(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> R
         return None
     step = ctx.content.step(email.step_id)
     preheader = step.preheader if step else ""
-    variables = context(ctx, subscriber, template, preheader)
+    variables = context(ctx, subscriber, template, preheader, email.magnet_id)
     return render_email(template, variables, ctx.content.templates)
+
+
+def render_broadcast_for(
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber
+) -> RenderedEmail:
+    """A broadcast row's email: the broadcast's text in the default magnet's `_base` layout,
+    with the variables a step has."""
+    broadcast = db.session.get_one(Broadcast, email.broadcast_id)
+    text = BroadcastText(
+        broadcast.subject, broadcast.body_md, broadcast.body_html, broadcast.body_txt
+    )
+    variables = context(ctx, subscriber, "broadcast")
+    return render_broadcast(text, variables, ctx.settings.templates_dir)
 
 
 def smtp_address(address: str) -> str:
@@ -96,7 +121,7 @@ def compose(
         to_address=recipient,
         to_name=subscriber.first_name,
         message_id=email.message_id,
-        unsubscribe_url=links(ctx.settings, subscriber)["unsubscribe_url"],
+        unsubscribe_url=links(ctx.settings, subscriber, email.magnet_id)["unsubscribe_url"],
         date=ctx.now(),
     )
     sender = ctx.sender

@@ -13,10 +13,13 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..content.published import NoContent
+from ..content.rendering import RenderedEmail
 from ..core import metrics
 from ..core.extensions import db, rowcount
 from ..core.logs import mask_addresses
 from ..core.models import (
+    Broadcast,
+    BroadcastStatus,
     DeliveryAttempt,
     EmailStatus,
     Outcome,
@@ -27,9 +30,12 @@ from ..core.models import (
     Suppression,
     SuppressionReason,
 )
-from .compose import compose, render_for
+from . import send_rate, throttling
+from .broadcasts import stop_if_refused
+from .compose import compose, render_broadcast_for, render_for
 from .context import Context
 from .schedule import cancel_open, schedule_next
+from .spacing import held_until, hold
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult
 
@@ -42,14 +48,18 @@ BACKOFF_CAP = 6 * 3600
 RECORD_FOR = 600  # seconds
 RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
 RECORD_PAUSE_MAX = 1.0
+CLAIM_RAN_OUT = "claim ran out"  # a batch-claimed row left too long: not ours to send now
 
 
 def claim(email_id: int, now: datetime, lease: float) -> bool:
-    """Take the row for this worker: a conditional UPDATE, so only one claimant wins."""
+    """Take the row for this worker: a conditional UPDATE, so only one claimant wins, and a
+    broadcast's row only while the broadcast is sending (a pause stops the next claim)."""
+    sending = select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)
     result = db.session.execute(
         update(ScheduledEmail)
         .where(
             ScheduledEmail.id == email_id,
+            or_(ScheduledEmail.broadcast_id.is_(None), ScheduledEmail.broadcast_id.in_(sending)),
             or_(
                 and_(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now),
                 and_(
@@ -78,9 +88,12 @@ def _wanted_status(email: ScheduledEmail) -> SubscriberStatus:
 
 
 def _load(email_id: int) -> tuple[ScheduledEmail, Subscriber] | None:
+    """The email and its subscriber in one query (and its broadcast, if any, into the
+    session: rendering and pacing read it from there)."""
     row = db.session.execute(
-        select(ScheduledEmail, Subscriber)
+        select(ScheduledEmail, Subscriber, Broadcast)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
+        .outerjoin(Broadcast, Broadcast.id == ScheduledEmail.broadcast_id)
         .where(ScheduledEmail.id == email_id)
     ).first()
     return (row[0], row[1]) if row else None
@@ -90,19 +103,35 @@ def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) ->
     """One fresh read just before SMTP: still claimed by us, subscriber still in, the
     address not suppressed (an unsubscribe or a webhook since the claim wins). A
     confirmation goes to a suppressed address: it is the one way back after an opt-out."""
+    return why_unwanted(ctx, email, subscriber) is None
+
+
+def why_unwanted(
+    ctx: Context, email: ScheduledEmail, subscriber: Subscriber, held: datetime | None = None
+) -> str | None:
+    """still_wanted's read, saying why not (a broadcast row keeps it as its outcome). With
+    `held`, the lease of a batch claim: the row must still carry it, with half of it left,
+    or another worker may have claimed it since it ran out."""
     hashes = address_hashes(ctx, subscriber.email)
     suppressed = exists().where(Suppression.email_hash.in_(hashes))
     row = db.session.execute(
-        select(ScheduledEmail.status, Subscriber.status, suppressed)
+        select(ScheduledEmail.status, Subscriber.status, suppressed, ScheduledEmail.lease_until)
         .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
         .where(ScheduledEmail.id == email.id)
     ).first()
-    return (
-        row is not None
-        and row[0] == EmailStatus.SENDING
-        and row[1] == _wanted_status(email)
-        and (not row[2] or email.purpose == Purpose.CONFIRM)
-    )
+    if row is None:
+        return "erased"
+    if row[0] != EmailStatus.SENDING:
+        return f"no longer claimed ({row[0]})"
+    if held is not None and (
+        row[3] != held or held - ctx.now() < timedelta(seconds=ctx.settings.send_lease / 2)
+    ):
+        return CLAIM_RAN_OUT
+    if row[1] != _wanted_status(email):
+        return f"subscriber {row[1]}"
+    if row[2] and email.purpose != Purpose.CONFIRM:
+        return "address suppressed"
+    return None
 
 
 def deliver(ctx: Context, email_id: int) -> Outcome:
@@ -111,23 +140,44 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     now = ctx.now()
     if not claim(email_id, now, ctx.settings.send_lease):
         return Outcome.NOT_CLAIMED
+    return deliver_claimed(ctx, email_id, now)
+
+
+def deliver_claimed(
+    ctx: Context, email_id: int, now: datetime, held: datetime | None = None
+) -> Outcome:
+    """deliver() after the claim: for a row this worker claimed alone, or in a batch with
+    the lease `held` (then sent only while that claim is still ours, see why_unwanted)."""
     loaded = _load(email_id)
     if loaded is None:  # erased since the claim
         return _finish(None, EmailStatus.CANCELLED, Outcome.CANCELLED)
     email, subscriber = loaded
     if subscriber.status != _wanted_status(email):
-        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
+        why = f"subscriber {subscriber.status}"
+        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED, why)
+    rendered: RenderedEmail | None
     try:
         ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content, one snapshot
-        rendered = render_for(ctx, email, subscriber)
+        until = held_until(ctx, email)  # EMAIL_MIN_GAP: another magnet's email just left
+        if until is not None:
+            return _spaced(email, until)
+        if email.broadcast_id is not None:
+            rendered = render_broadcast_for(ctx, email, subscriber)
+        else:
+            rendered = render_for(ctx, email, subscriber)
     except (TemplateError, NoContent) as exc:  # the sandbox's SecurityError among them
         return _unrenderable(email, exc)
     if rendered is None:  # its step was removed from the sequence: move on to the next
         schedule_next(ctx, subscriber, email.step_id, now)
         return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-    if not still_wanted(ctx, email, subscriber):
-        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED)
+    _wait_for_turn(ctx, email)
+    unwanted = why_unwanted(ctx, email, subscriber, held)
+    if unwanted == CLAIM_RAN_OUT:
+        db.session.rollback()  # the row stays as it is: its lease brings it back
+        return Outcome.NOT_CLAIMED
+    if unwanted is not None:
+        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED, unwanted)
     # Read now what recording the send needs: after this commit the objects are expired, and
     # reloading them once the server has the message could fail on a lost connection.
     about = _about(email)
@@ -139,6 +189,13 @@ def deliver(ctx: Context, email_id: int) -> Outcome:
     return _sent(ctx, about, result)
 
 
+def _spaced(email: ScheduledEmail, until: datetime) -> Outcome:
+    """EMAIL_MIN_GAP: give the claim back, due again at `until`, no attempt counted."""
+    hold(email, until)
+    db.session.commit()
+    return Outcome.SPACED
+
+
 def _unrenderable(email: ScheduledEmail, exc: Exception) -> Outcome:
     """A template that cannot render (or a magnet without content) fails that email, not
     the worker: it would fail the same way on every try."""
@@ -148,12 +205,32 @@ def _unrenderable(email: ScheduledEmail, exc: Exception) -> Outcome:
     return _finish(email, EmailStatus.FAILED, Outcome.FAILED)
 
 
-def _finish(email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome) -> Outcome:
+def _finish(
+    email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome, why: str | None = None
+) -> Outcome:
     if email is not None:
         email.status = status
         email.lease_until = None
+        if why is not None:
+            email.last_error = why  # a skipped row says why it was skipped
     db.session.commit()
     return outcome
+
+
+def _wait_for_turn(ctx: Context, email: ScheduledEmail) -> None:
+    """Pace the send: SEND_RATE for every email, a broadcast's own (or throttled) rate for
+    its rows. No transaction stays open while waiting."""
+    limits: dict[str, float] = {}
+    if ctx.settings.send_rate is not None:
+        limits[send_rate.ALL_MAIL] = ctx.settings.send_rate
+    if email.broadcast_id is not None:
+        broadcast = db.session.get_one(Broadcast, email.broadcast_id)
+        own = throttling.current_rate(broadcast, None)
+        if own is not None:
+            limits[f"broadcast:{email.broadcast_id}"] = own
+    if limits:
+        db.session.commit()
+        send_rate.wait_for_turn(send_rate.bucket_for(ctx.settings.redis_url), limits)
 
 
 class About(TypedDict):
@@ -218,13 +295,13 @@ def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
     now = ctx.now()
     email = db.session.get_one(ScheduledEmail, about["email_id"])  # we hold its claim
     if email.status != EmailStatus.SENT:  # else an earlier try's commit landed, its answer lost
-        subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
         email.status = EmailStatus.SENT
         email.sent_at = now
         email.lease_until = None
         email.last_error = None
         _log(email, Outcome.SENT, result.code, result.reply, now)
         if email.purpose == Purpose.DRIP:
+            subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
             schedule_next(ctx, subscriber, email.step_id, now)
     db.session.commit()
     metrics.email_sent(about["step"])
@@ -251,10 +328,16 @@ def _failed(
     email.last_error = str(exc)[:2000]
     # SMTP replies often quote the recipient: the log gets the reply with the address masked.
     reply = mask_addresses(str(exc))
+    throttled = email.broadcast_id is not None and throttling.is_throttling(exc)
     if exc.kind == DeliveryError.TRANSIENT and now - _first_try(email, now) < RETRY_FOR:
         _log(email, Outcome.DEFERRED, exc.code, exc.reply, now)
         email.status = EmailStatus.PENDING
         email.due_at = now + backoff(email.attempts)
+        if throttled and email.broadcast_id is not None:
+            # The server asks the whole send to slow down: this email waits a moment, not
+            # an exponential backoff, and every worker's pace for the broadcast halves.
+            throttling.slow_down(email.broadcast_id, ctx.settings.send_rate, now)
+            email.due_at = now + throttling.PAUSE
         db.session.commit()
         metrics.send_failed(Outcome.DEFERRED)
         log.warning(
@@ -282,6 +365,9 @@ def _failed(
         )
         return Outcome.BOUNCED
     _log(email, Outcome.FAILED, exc.code, exc.reply, now)
+    if email.broadcast_id is not None:
+        db.session.flush()
+        stop_if_refused(email.broadcast_id, reply)
     db.session.commit()
     metrics.send_failed(Outcome.FAILED)
     log.error(

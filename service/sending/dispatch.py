@@ -7,18 +7,24 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from ..core.extensions import db
-from ..core.models import EmailStatus, Outcome, ScheduledEmail
+from ..core.models import Broadcast, EmailStatus, Outcome, ScheduledEmail
 from ..core.settings import Settings
+from . import broadcasts, throttling
+from .batch_claims import CLAIM_BATCH, broadcast_rows, claim_batch, unclaim
 from .context import Context
-from .delivery import deliver
+from .delivery import deliver, deliver_claimed
 from .publish import sync_file
 
 log = logging.getLogger(__name__)
 BATCH = 200
 MAX_BATCHES = 1000
+# A broadcast's rows handed out and not yet claimed, at most: enough to keep the workers busy
+# until the next pass (at its pace, when it has one), not so many that they wait in the
+# broker past their hand-off lease and are handed again.
+BROADCAST_BACKLOG = 10_000
 
 
 def hand_off_lease(settings: Settings) -> timedelta:
@@ -27,12 +33,22 @@ def hand_off_lease(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.send_lease)
 
 
-def claim_due(ctx: Context, now: datetime, limit: int = BATCH) -> list[int]:
-    """Mark up to `limit` due rows as handed off; SKIP LOCKED lets passes run side by side."""
+def _of(broadcast_id: int | None) -> ColumnElement[bool]:
+    if broadcast_id is None:
+        return ScheduledEmail.broadcast_id.is_(None)
+    return ScheduledEmail.broadcast_id == broadcast_id
+
+
+def claim_due(
+    ctx: Context, now: datetime, limit: int = BATCH, broadcast_id: int | None = None
+) -> list[int]:
+    """Mark up to `limit` due rows as handed off; SKIP LOCKED lets passes run side by side.
+    The drip's rows, or with `broadcast_id` that broadcast's."""
     stale = now - hand_off_lease(ctx.settings)
     due = (
         select(ScheduledEmail.id)
         .where(
+            _of(broadcast_id),
             ScheduledEmail.status == EmailStatus.PENDING,
             ScheduledEmail.due_at <= now,
             (ScheduledEmail.queued_at.is_(None)) | (ScheduledEmail.queued_at < stale),
@@ -44,6 +60,7 @@ def claim_due(ctx: Context, now: datetime, limit: int = BATCH) -> list[int]:
     expired = (
         select(ScheduledEmail.id)
         .where(
+            _of(broadcast_id),
             ScheduledEmail.status == EmailStatus.SENDING,
             ScheduledEmail.lease_until < now,
             (ScheduledEmail.queued_at.is_(None)) | (ScheduledEmail.queued_at < stale),
@@ -87,29 +104,66 @@ def renew(ids: list[int], now: datetime) -> None:
 
 def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) -> int:
     """Deliver a handed-off batch in turn, renewing the hand-off of the rest every half lease,
-    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went."""
+    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went.
+    Broadcast rows are claimed CLAIM_BATCH at a time (batch_claims), others one by one."""
     sent = 0
     renewed: datetime | None = None
+    batched = broadcast_rows(ids)
+    tried: set[int] = set()  # broadcast rows whose claim was attempted
+    claimed: set[int] = set()  # claimed in a batch and not yet delivered
+    held: datetime | None = None
     for done, email_id in enumerate(ids):
         if stopping():
+            unclaim(claimed, held)
             release(ids[done:])  # now, rather than when the hand-off runs out
             break
         now = ctx.now()
         if renewed is None or now - renewed > hand_off_lease(ctx.settings) / 2:
             renew(ids[done:], now)
             renewed = now
-        sent += deliver(ctx, email_id) == Outcome.SENT
+        if email_id not in batched:
+            sent += deliver(ctx, email_id) == Outcome.SENT
+            continue
+        if email_id not in tried:
+            chunk = [i for i in ids[done:] if i in batched and i not in tried][:CLAIM_BATCH]
+            tried.update(chunk)
+            unclaim(claimed, held)  # none left, unless a batch was cut short
+            got, held = claim_batch(chunk, now, ctx.settings.send_lease)
+            claimed = set(got)
+        if email_id in claimed:
+            claimed.discard(email_id)
+            sent += deliver_claimed(ctx, email_id, ctx.now(), held) == Outcome.SENT
     return sent
 
 
 def run_pass(ctx: Context, handoff: Callable[[list[int]], None], batch: int = BATCH) -> int:
-    """One scheduler pass; returns how many emails were handed off."""
+    """One scheduler pass; returns how many emails were handed off. The drip's due rows go
+    first, then each sending broadcast's (a broadcast never holds up a sequence email)."""
     changes = sync_file(ctx)
     if changes is not None:
         log.info("published the edited sequence file: %s", "; ".join(changes.as_lines()))
+    broadcasts.start_due(ctx)
+    throttling.recover(ctx.settings.send_rate, ctx.now())
+    db.session.commit()
+    total = _hand(ctx, handoff, batch, None, MAX_BATCHES * batch)
+    for broadcast_id in broadcasts.sending_ids():
+        room = _room(ctx, broadcast_id)
+        if room > 0:
+            total += _hand(ctx, handoff, min(batch, room), broadcast_id, room)
+    broadcasts.finish_done(ctx.now())
+    return total
+
+
+def _hand(
+    ctx: Context,
+    handoff: Callable[[list[int]], None],
+    batch: int,
+    broadcast_id: int | None,
+    most: int,
+) -> int:
     total = 0
-    for _ in range(MAX_BATCHES):
-        ids = claim_due(ctx, ctx.now(), batch)
+    while total < most:
+        ids = claim_due(ctx, ctx.now(), min(batch, most - total), broadcast_id)
         if not ids:
             break
         try:
@@ -120,3 +174,23 @@ def run_pass(ctx: Context, handoff: Callable[[list[int]], None], batch: int = BA
             break
         total += len(ids)
     return total
+
+
+def _room(ctx: Context, broadcast_id: int) -> int:
+    """How many more of the broadcast's rows this pass may hand out (BROADCAST_BACKLOG)."""
+    now = ctx.now()
+    broadcast = db.session.get_one(Broadcast, broadcast_id)
+    rate = throttling.current_rate(broadcast, ctx.settings.send_rate)
+    target = BROADCAST_BACKLOG
+    if rate is not None:
+        target = min(target, max(BATCH, round(rate * ctx.settings.dispatch_interval * 2)))
+    stale = now - hand_off_lease(ctx.settings)
+    handed = db.session.scalar(
+        select(func.count(ScheduledEmail.id)).where(
+            ScheduledEmail.broadcast_id == broadcast_id,
+            ScheduledEmail.status == EmailStatus.PENDING,
+            ScheduledEmail.queued_at >= stale,
+        )
+    )
+    db.session.commit()
+    return target - (handed or 0)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, select, update
 
 from ..content.sequence import Sequence, Step
-from ..core.extensions import db
+from ..core.extensions import db, rowcount
 from ..core.models import EmailStatus, Purpose, ScheduledEmail, Subscriber
 from .context import Context
 from .message import new_message_id
@@ -165,3 +165,19 @@ def cancel_open(subscriber_id: int) -> None:
         )
         .values(status=EmailStatus.CANCELLED, lease_until=None)
     )
+
+
+def cancel_magnet(subscriber_id: int, magnet_id: int) -> int:
+    """Cancel what is not yet sent of one magnet (its guide, resends, sequence): the
+    others' go on. A claimed row is cancelled too; the worker re-checks before sending."""
+    result = db.session.execute(
+        update(ScheduledEmail)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            ScheduledEmail.magnet_id == magnet_id,
+            ScheduledEmail.status.in_(EmailStatus.OPEN),
+        )
+        .values(status=EmailStatus.CANCELLED, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)

@@ -106,6 +106,9 @@
         time_zone: zone.value,
         page: window.location.href
       };
+      // Which guide this form is for: data-magnet="<slug>" (or a field named magnet).
+      var magnet = form.getAttribute("data-magnet") || value(form, "magnet");
+      if (magnet) body.magnet = magnet;
       fetch(endpoint, {
         method: "POST",
         mode: "cors",

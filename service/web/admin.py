@@ -17,13 +17,18 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from ..content.magnets import by_slug
+from ..content.published import NoContent
+from ..content.sequence import Step
 from ..core.clock import utcnow
 from ..core.extensions import csrf, db
-from ..core.models import Subscriber, SubscriberStatus
+from ..core.models import Magnet, Subscriber, SubscriberStatus
 from ..insights import clicks, stats
 from ..insights.chart import bar_chart
 from ..people import records
+from ..people.enrolments import all_magnets
 from ..people.timeline import timeline
+from ..sending.context import Context
 from ..sending.preview import names, render_preview
 from ..sending.sequence_check import check
 from . import formats
@@ -92,24 +97,58 @@ def not_found(anything: str) -> ResponseReturnValue:
     abort(404)
 
 
+def _chosen_magnet() -> Magnet | None:
+    """The magnet the dashboard's figures are filtered by (`?magnet=slug`); None: all."""
+    slug = request.args.get("magnet", "")
+    if not slug:
+        return None
+    magnet = by_slug(slug[:64])
+    if magnet is None:
+        abort(404)
+    return magnet
+
+
+def _steps_of(ctx: Context, magnet: Magnet) -> tuple[Step, ...]:
+    """A magnet's steps as published (none for one without a published version)."""
+    try:
+        return ctx.for_magnet(magnet.id).content.steps
+    except NoContent:
+        return ()
+
+
 @bp.get("/")
 def dashboard() -> ResponseReturnValue:
     now = utcnow()
     ctx = current()
-    settings, sequence = ctx.settings, ctx.content
-    days = stats.signups_per_day(now)
+    chosen = _chosen_magnet()
+    magnet_id = chosen.id if chosen else None
+    settings = ctx.settings
+    try:
+        sequence = ctx.for_magnet(magnet_id).content if chosen else ctx.content
+    except NoContent:
+        abort(404)  # a magnet with no published version has no figures of its own yet
+    magnets = all_magnets()
+    elsewhere = frozenset(step.id for m in magnets for step in _steps_of(ctx, m))
+    days = stats.signups_per_day(now, magnet_id=magnet_id)
     return render_template(
         "admin/dashboard.html",
         days=days,
         chart=bar_chart(days),
-        funnel=stats.funnel(sequence, settings.double_opt_in),
-        steps=stats.step_figures(sequence),
-        clicks=defaultdict(clicks.ClickFigures, clicks.per_step()),
+        funnel=stats.funnel(sequence, settings.double_opt_in, magnet_id),
+        steps=stats.step_figures(sequence, magnet_id, elsewhere if chosen is None else frozenset()),
+        clicks=defaultdict(clicks.ClickFigures, clicks.per_step(magnet_id)),
         track_clicks=settings.track_clicks,
-        inbox=stats.time_to_inbox(now, sequence),
+        inbox=stats.time_to_inbox(now, sequence, magnet_id=magnet_id),
         oldest=stats.oldest_due_unsent(now),
-        snippet=snippet(settings.public_url, sequence.consent.text, settings.double_opt_in),
+        snippet=snippet(
+            settings.public_url,
+            sequence.consent.text,
+            settings.double_opt_in,
+            chosen.slug if chosen and not chosen.is_default else None,
+        ),
         allowed_origins=settings.allowed_origins,
+        magnets=magnets,
+        chosen=chosen,
     )
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
+from ..capture.magnet_choice import choose_magnet
 from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
 from ..core.extensions import csrf
@@ -36,8 +37,11 @@ def subscribe() -> ResponseReturnValue:
     data, errors = validate_signup(
         payload, from_json=True, check_deliverability=ctx.settings.email_check_deliverability
     )
-    if data is None:
+    magnet, magnet_error = choose_magnet(payload.get("magnet"))
+    if magnet_error:
+        errors["magnet"] = magnet_error
+    if data is None or magnet_error:
         return jsonify({"errors": errors}), 422
-    sign_up(ctx, data, request_meta("api", data.page_url))
+    sign_up(ctx, data, request_meta("api", data.page_url), magnet_id=magnet.id if magnet else None)
     # The same answer whether the address is new, subscribed or gone: no enumeration.
     return jsonify({"status": "accepted"}), 202

@@ -22,13 +22,20 @@ def script() -> ResponseReturnValue:
     return response
 
 
-def snippet(public_url: str, consent_text: str, double_opt_in: bool) -> str:
-    """The HTML to paste into a blog page: the form, and the script that posts it here."""
+def snippet(
+    public_url: str, consent_text: str, double_opt_in: bool, magnet_slug: str | None = None
+) -> str:
+    """The HTML to paste into a blog page: the form, and the script that posts it here.
+    `magnet_slug`: the form of that magnet (None: the default magnet's)."""
     thanks = (
         "Thank you! Check your inbox and click the link in our email to get the guide."
         if double_opt_in
         else "Thank you! The guide is on its way to your inbox."
     )
     return render_template(
-        "embed_snippet.html", public_url=public_url, consent_text=consent_text, thanks=thanks
+        "embed_snippet.html",
+        public_url=public_url,
+        consent_text=consent_text,
+        thanks=thanks,
+        magnet_slug=magnet_slug,
     ).strip()

@@ -26,9 +26,10 @@ from ..content.storage import PDF
 from ..core import tokens
 from ..core.extensions import csrf, db
 from ..core.logs import mask
-from ..core.models import Subscriber, SubscriberStatus
+from ..core.models import Magnet, Subscriber, SubscriberStatus
 from ..people.downloads import record_download
-from ..people.unsubscribe import unsubscribe
+from ..people.enrolments import running
+from ..people.unsubscribe import leave_magnet, unsubscribe
 from ..sending.context import Context
 from .context import current, settings
 from .requestmeta import request_meta
@@ -65,13 +66,55 @@ def _confirm_token(token: str) -> tuple[int, bool]:
     return _holder(claim), expired
 
 
+def _unsubscribe_claim(token: str) -> tokens.Claim:
+    """A genuine unsubscribe token of its row (404 otherwise), with the email's magnet."""
+    claim = tokens.read_token(settings().secret_keys, tokens.UNSUBSCRIBE, token)
+    _holder(claim)
+    assert claim is not None  # _holder answered 404 otherwise
+    return claim
+
+
+def _only_this(subscriber: Subscriber, magnet_id: int | None) -> Magnet | None:
+    """The magnet to offer "only stop emails about": the link's, while it runs and another
+    does too (someone with one magnet is offered the full unsubscribe alone)."""
+    if magnet_id is None:
+        return None
+    magnets = running(subscriber)
+    found = next((m for m in magnets if m.id == magnet_id), None)
+    return found if len(magnets) > 1 else None
+
+
 @bp.route("/unsubscribe/<token>", methods=["GET", "HEAD"])
 def unsubscribe_page(token: str) -> ResponseReturnValue:
-    """Only shows a button: link scanners prefetch GETs, and must not unsubscribe anyone."""
-    subscriber = db.session.get(Subscriber, _subscriber_id(tokens.UNSUBSCRIBE, token))
+    """Only shows buttons: link scanners prefetch GETs, and must not unsubscribe anyone."""
+    claim = _unsubscribe_claim(token)
+    subscriber = db.session.get(Subscriber, claim.subscriber_id)
     if subscriber is None:
         abort(404)
-    return render_template("unsubscribe.html", subscriber=subscriber, done=False)
+    return render_template(
+        "unsubscribe.html",
+        subscriber=subscriber,
+        done=False,
+        only_this=_only_this(subscriber, claim.magnet_id),
+    )
+
+
+@bp.post("/unsubscribe/<token>/magnet")
+@csrf.exempt  # as the page's other button: the signed token is the proof
+def unsubscribe_magnet(token: str) -> ResponseReturnValue:
+    """ "Only stop emails about <this magnet>": that sequence stops, the others go on."""
+    claim = _unsubscribe_claim(token)
+    if claim.magnet_id is None:
+        abort(404)
+    left = leave_magnet(
+        current(), claim.subscriber_id, claim.magnet_id, request_meta("unsubscribe-link")
+    )
+    if left is None:
+        abort(404)
+    subscriber, magnet = left
+    return render_template(
+        "unsubscribe.html", subscriber=subscriber, done=False, stopped=magnet, only_this=None
+    )
 
 
 @bp.post("/unsubscribe/<token>")
@@ -144,8 +187,10 @@ def resubscribe(token: str) -> ResponseReturnValue:
             "unsubscribe.html", subscriber=subscriber, done=True, error=error
         ), 422
     data = SignupInput(subscriber.email, subscriber.first_name, None, None, honeypot=False)
-    # The token came in an email to this address: proof enough to come back at once.
-    sign_up(current(), data, request_meta("resubscribe-page"), proven=True)
+    # The token came in an email to this address: proof enough to come back at once, to the
+    # magnet that email was about.
+    magnet_id = _unsubscribe_claim(token).magnet_id
+    sign_up(current(), data, request_meta("resubscribe-page"), proven=True, magnet_id=magnet_id)
     return redirect(url_for("signup.thanks"), code=303)
 
 

@@ -55,6 +55,14 @@ DOCUMENT = {
                                     "consent": {"type": "boolean", "const": True},
                                     "time_zone": {"type": ["string", "null"]},
                                     "page": {"type": ["string", "null"]},
+                                    "magnet": {
+                                        "type": ["string", "null"],
+                                        "maxLength": 64,
+                                        "description": "The slug of the lead magnet signed "
+                                        "up for (its page is /m/<slug>); absent or null: the "
+                                        "default magnet. An unknown or archived slug is a "
+                                        "422 error on magnet.",
+                                    },
                                 },
                             }
                         }

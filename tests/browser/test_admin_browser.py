@@ -239,3 +239,52 @@ def test_the_embedded_form_signs_up_from_an_allowed_origin_only(tmp_path, chromi
             server.stop()
         context.close()
         stop_and_check_children(proc)
+
+
+KNEES = Path(__file__).resolve().parents[1] / "fixtures" / "knee-checklist"
+
+
+def test_another_magnets_page_and_snippet_sign_up_for_that_magnet(tmp_path, chromium, axe_source):
+    """The knee checklist imported: its hosted page /m/knee-checklist and the dashboard's
+    snippet of it (data-magnet) each sign up for it, with its own consent text."""
+    blog_port = free_port()
+    proc, service = start_service(tmp_path, ALLOWED_ORIGINS=f"http://127.0.0.1:{blog_port}")
+    imported = service.leadmagnet("content", "import", str(KNEES), "--yes")
+    assert imported.returncode == 0, imported.stderr
+    context = chromium.new_context(timezone_id="Europe/Berlin", bypass_csp=True)
+    page = context.new_page()
+    blog = None
+    try:
+        page.goto(service.base + "/m/knee-checklist")
+        check_accessibility(page, axe_source)
+        check_fits_a_phone(page)
+        expect(page.locator("label[for=consent]")).to_contain_text("Happy Knees Checklist")
+        page.get_by_label("Email address").fill("page@example.com")
+        page.locator("#consent").check()
+        page.get_by_role("button", name="Send me the free guide").click()
+        page.wait_for_url(service.base + "/m/knee-checklist/thanks")
+        hosted = service.subscriber("page@example.com")
+        assert hosted is not None and [m["slug"] for m in hosted["magnets"]] == ["knee-checklist"]
+
+        sign_in(page, service.base, axe_source)
+        page.get_by_label("Lead magnet", exact=True).select_option("knee-checklist")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(service.base + "/admin/?magnet=knee-checklist")
+        check_accessibility(page, axe_source)
+        snippet = page.locator("#embed-snippet").inner_text()
+        assert 'data-magnet="knee-checklist"' in snippet
+        blog = Blog(blog_port, snippet)
+        page.goto(blog.url)
+        page.get_by_label("Email address").fill("blog@example.com")
+        page.locator("#leadmagnet-consent").check()
+        page.get_by_role("button", name="Send me the free guide").click()
+        page.get_by_role("status").filter(has_text="Thank you").wait_for()
+        reader = service.subscriber("blog@example.com")
+        assert reader is not None and reader["consents"][0]["magnet"] == "knee-checklist"
+        assert "Happy Knees Checklist" in reader["consents"][0]["text"]
+        assert wait_until(lambda: len(service.outbox) == 2, SENT), "both guides were sent"
+    finally:
+        if blog is not None:
+            blog.stop()
+        context.close()
+        stop_and_check_children(proc)

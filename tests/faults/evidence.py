@@ -14,6 +14,9 @@ from pathlib import Path
 
 from tests.smtp import Received, RecordingSMTPServer
 
+# The logger of sending/delivery.py ("service.delivery" was its name before sending/).
+DELIVERY_LOGGERS = ("service.sending.delivery", "service.delivery")
+
 
 @dataclass(frozen=True)
 class Record:
@@ -37,7 +40,7 @@ def records(log: Path) -> list[Record]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("logger") == "service.delivery" and entry["message"].startswith("sent email"):
+        if entry.get("logger") in DELIVERY_LOGGERS and entry["message"].startswith("sent email"):
             # The stamp is cut to the millisecond: the line came no earlier than it says.
             stamp = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
             found.append(Record(stamp, entry["email_id"], entry["message_id"]))

@@ -1,14 +1,14 @@
 """The owner's editor: a draft per magnet, the guide uploads, and the audit trail.
 
 Revision ID: 0012
-Revises: 0010 (the lead re-chains it after 0011 at merge)
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
