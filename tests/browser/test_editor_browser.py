@@ -111,6 +111,27 @@ def test_the_owner_edits_previews_tests_publishes_and_restores(tmp_path, phone, 
         expect(page.get_by_role("status")).to_contain_text("Sent to owner@example.com")
         assert wait_until(lambda: "[Test] Bonus drill" in subjects(smtpd, OWNER), SENT)
 
+        # Published right after the guide, a signup on the magnet's own page gets both.
+        page.goto(base + "/admin/magnets/squats/edit")
+        for _ in range(6):
+            page.get_by_role("button", name="Move up bonus-drill").click()
+            page.wait_for_load_state()
+        expect(page.locator("fieldset.step legend").nth(1)).to_have_text("Step 2: bonus-drill")
+        page.get_by_role("button", name="Review and publish").click()
+        page.wait_for_url(base + "/admin/magnets/squats/publish/2")
+        expect(page.locator("table.impact tr", has_text="bonus-drill")).to_contain_text("added")
+        page.get_by_role("button", name="Publish version 2").click()
+        page.wait_for_url(base + "/admin/magnets/squats/history")
+        time.sleep(REFRESH + 0.5)  # the worker reads the publish within REFRESH seconds
+        page.goto(base + "/m/squats")
+        page.get_by_label("First name").fill("Eve")
+        page.get_by_label("Email address").fill("eve@example.com")
+        page.locator("#consent").check()
+        page.get_by_role("button", name="Send me the free guide").click()
+        page.wait_for_url(re.compile(r"/thanks$"))
+        assert wait_until(lambda: len(subjects(smtpd, "eve@example.com")) >= 2, SENT)
+        assert subjects(smtpd, "eve@example.com")[1] == "Bonus drill"
+
         # The default magnet: a bonus step right after the guide, published with its impact.
         editor = default_editor(page, base)
         magnet = editor.removeprefix(base).split("/")[3]
@@ -157,6 +178,13 @@ def test_the_owner_edits_previews_tests_publishes_and_restores(tmp_path, phone, 
         dan = service.subscriber("dan@example.com")
         assert dan is not None
         assert "bonus-drill" not in {e["step"] for e in dan["emails"]}
+
+        # Archived, the magnet's page answers 410.
+        page.goto(base + "/admin/magnets")
+        page.get_by_label("Also stop its emails").check()
+        page.get_by_role("button", name="Archive squats").click()
+        expect(page.get_by_role("status")).to_contain_text("squats is archived")
+        assert page.request.get(base + "/m/squats").status == 410
 
         page.goto(base + "/admin/audit")
         checked(page, axe_source)
