@@ -9,7 +9,7 @@ from flask import Flask
 from service.core.broker import DELIVER, DELIVER_BATCH, DISPATCH, HOUSEKEEPING
 from service.people import housekeeping
 from service.sending import delivery, dispatch
-from service.sending.context import for_app
+from service.sending.context import for_task
 
 HANDOFF_CHUNK = 50
 
@@ -17,7 +17,7 @@ HANDOFF_CHUNK = 50
 def register(celery: Celery, flask_app: Flask) -> None:
     @celery.task(name=DELIVER)
     def deliver(email_id: int) -> str:
-        return delivery.deliver(for_app(flask_app), email_id)
+        return delivery.deliver(for_task(flask_app), email_id)
 
     @celery.task(name=DELIVER_BATCH)
     def deliver_batch(email_ids: list[int]) -> int:
@@ -26,7 +26,7 @@ def register(celery: Celery, flask_app: Flask) -> None:
             return worker_state.should_stop is not None or worker_state.should_terminate is not None
 
         # One content snapshot for the whole batch.
-        return dispatch.deliver_batch(for_app(flask_app), email_ids, stopping)
+        return dispatch.deliver_batch(for_task(flask_app), email_ids, stopping)
 
     @celery.task(name=DISPATCH)
     def run_dispatch() -> int:
@@ -34,8 +34,8 @@ def register(celery: Celery, flask_app: Flask) -> None:
             for start in range(0, len(ids), HANDOFF_CHUNK):
                 celery.send_task(DELIVER_BATCH, args=[ids[start : start + HANDOFF_CHUNK]])
 
-        return dispatch.run_pass(for_app(flask_app), handoff)
+        return dispatch.run_pass(for_task(flask_app), handoff)
 
     @celery.task(name=HOUSEKEEPING)
     def run_housekeeping() -> int:
-        return housekeeping.run(for_app(flask_app))
+        return housekeeping.run(for_task(flask_app))

@@ -266,6 +266,13 @@ class ScheduledEmail(Model):
             sqlite_where=text("purpose = 'broadcast'"),
             postgresql_where=text("purpose = 'broadcast'"),
         ),
+        # "Is anything of this broadcast left?" (finishing it, after each worker batch).
+        Index(
+            "ix_scheduled_email_broadcast_open",
+            "broadcast_id",
+            sqlite_where=text("status IN ('pending', 'sending') AND broadcast_id IS NOT NULL"),
+            postgresql_where=text("status IN ('pending', 'sending') AND broadcast_id IS NOT NULL"),
+        ),
         # The scheduler's claim reads only open rows; the partial indexes stay small.
         Index(
             "ix_scheduled_email_due",

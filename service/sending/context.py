@@ -82,6 +82,14 @@ def for_app(app: Flask) -> Context:
     return _with(ctx, found)
 
 
+def for_task(app: Flask) -> Context:
+    """A context for one worker task: which version each magnet has published is read
+    again now, not taken from the last few seconds' view a web process keeps, so a task
+    that starts after a publish renders and schedules from the new version."""
+    published_of(app).forget()
+    return for_app(app)
+
+
 def _with(ctx: Context, found: InForce) -> Context:
     return replace(
         ctx,

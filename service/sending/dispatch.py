@@ -133,6 +133,10 @@ def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) ->
         if email_id in claimed:
             claimed.discard(email_id)
             sent += deliver_claimed(ctx, email_id, ctx.now(), held) == Outcome.SENT
+    if batched:
+        unclaim(claimed, held)  # none, unless the loop stopped early
+        # The last batch of a broadcast marks it finished at once, not at the next pass.
+        broadcasts.finish_done(ctx.now())
     return sent
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from service.core.extensions import db
 from service.core.models import Broadcast, ScheduledEmail
+from service.sending.context import for_app
 from tests.broadcast_helpers import add_subscribers, deliver_ids, hand_out
 
 
@@ -61,6 +62,8 @@ def test_create_prints_the_id_and_audience_and_send_asks_first(app, tmp_path):
 
 
 def test_a_bad_folder_fails_with_one_line_and_makes_nothing(app, tmp_path):
+    with app.app_context():
+        for_app(app)  # the default magnet loaded, as `serve` does at start (and logs it)
     cases = [
         (tmp_path / "absent", "is not a folder"),
         (folder(tmp_path, body_md="x"), "subject.txt is missing"),

@@ -303,6 +303,8 @@ def test_a_worker_batch_claims_broadcast_rows_and_a_pause_stops_it_within_one_ba
     with app.app_context():
         broadcasts.resume(for_app(app), broadcast_id)
         assert deliver_batch(for_app(app), hand_out(app), lambda: False) == CLAIM_BATCH * 2
+        # The batch that sent the last row marked it finished, with no pass in between.
+        assert progress(broadcast_id, for_app(app).now()).status == "finished"
     got = recipients(outbox)
     assert len(got) == CLAIM_BATCH * 3 and set(got.values()) == {1}
 

@@ -14,6 +14,7 @@ depends_on = None
 
 UTC_TIME = sa.DateTime(timezone=True)
 BROADCAST_ONLY = sa.text("purpose = 'broadcast'")
+OPEN_BROADCAST_ROWS = sa.text("status IN ('pending', 'sending') AND broadcast_id IS NOT NULL")
 
 
 def upgrade():
@@ -62,9 +63,17 @@ def upgrade():
         sqlite_where=BROADCAST_ONLY,
         postgresql_where=BROADCAST_ONLY,
     )
+    op.create_index(
+        "ix_scheduled_email_broadcast_open",
+        "scheduled_email",
+        ["broadcast_id"],
+        sqlite_where=OPEN_BROADCAST_ROWS,
+        postgresql_where=OPEN_BROADCAST_ROWS,
+    )
 
 
 def downgrade():
+    op.drop_index("ix_scheduled_email_broadcast_open", table_name="scheduled_email")
     op.drop_index("uq_scheduled_email_broadcast", table_name="scheduled_email")
     op.execute("DELETE FROM scheduled_email WHERE purpose = 'broadcast'")
     with op.batch_alter_table("scheduled_email") as batch:
