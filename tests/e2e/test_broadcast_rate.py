@@ -66,4 +66,7 @@ def test_send_rate_holds_across_three_worker_processes(rate_env, smtpd):
     # Each worker alone would go as fast as the server answers: far above the rate.
     sessions = {r.session for r in smtpd.received}
     assert len(sessions) >= WORKERS, "all three workers sent"
-    assert abs(measured - RATE) <= RATE * 0.1, f"{measured:.1f}/s against SEND_RATE={RATE}/s"
+    # The cap is the guarantee (a bucket per process let 24.9/s through). Below it, three
+    # workers on a machine busy with other test processes may simply not keep up.
+    assert measured <= RATE * 1.1, f"{measured:.1f}/s against SEND_RATE={RATE}/s"
+    assert measured >= RATE * 0.75, f"{measured:.1f}/s: the workers were starved, not paced"
