@@ -24,6 +24,7 @@ from ..sending.schedule import (
     schedule_step,
 )
 from ..sending.suppression import is_suppressed
+from . import newcomer
 from .confirm import reinstate
 from .validation import SignupInput
 
@@ -75,6 +76,11 @@ def _sign_up(
 ) -> tuple[int, list[int]]:
     """The subscriber's id, and the emails to send now."""
     now = ctx.now()
+    fast = ctx.for_magnet(magnet_id)
+    if newcomer.applies(fast):
+        made = newcomer.insert_newcomer(fast, data, meta, now)
+        if made is not None:
+            return made[0], [made[1]]
     magnet = _magnet(magnet_id)
     ctx = ctx.for_magnet(magnet.id)  # its consent text, its guide, its sequence
     subscriber = db.session.scalar(

@@ -1,0 +1,118 @@
+"""A stranger's signup: on PostgreSQL one statement (capture/newcomer.py) writes what the
+full path writes; anyone who shares the mailbox or is suppressed takes the full path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event, select
+
+from service.core.extensions import db
+from service.core.models import (
+    ConsentAction,
+    ConsentRecord,
+    EmailStatus,
+    Enrolment,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+    SubscriberStatus,
+    SuppressionReason,
+)
+from service.people.consent import RequestMeta
+from service.people.unsubscribe import unsubscribe
+from service.sending.context import for_app
+from service.sending.suppression import suppress
+from tests.core.test_nudges import nudged
+from tests.helpers import api_signup
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def rows_of(app: Flask, address: str) -> tuple[Subscriber, list, list, list]:
+    with app.app_context():
+        person = db.session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
+        consents = db.session.scalars(
+            select(ConsentRecord).where(ConsentRecord.subscriber_id == person.id)
+        ).all()
+        enrolments = db.session.scalars(
+            select(Enrolment).where(Enrolment.subscriber_id == person.id)
+        ).all()
+        emails = db.session.scalars(
+            select(ScheduledEmail).where(ScheduledEmail.subscriber_id == person.id)
+        ).all()
+        db.session.expunge_all()
+        return person, list(consents), list(enrolments), list(emails)
+
+
+def test_a_newcomer_gets_subscriber_consent_enrolment_and_guide_in_few_statements(
+    app: Flask, client: FlaskClient, database_url: str
+):
+    assert api_signup(client, "warm@example.com", first_name="Wes").status_code == 202
+    with statements(app) as seen:
+        answer = api_signup(client, "ann@example.com", first_name="Ann", time_zone="Europe/Paris")
+    assert answer.status_code == 202
+    person, consents, enrolments, emails = rows_of(app, "ann@example.com")
+    assert person.status == SubscriberStatus.ACTIVE
+    assert (person.first_name, person.time_zone) == ("Ann", "Europe/Paris")
+    assert person.token_key and person.mailbox_key == "ann@example.com"
+    [entry] = consents
+    with app.app_context():
+        ctx = for_app(app)
+        magnet_id, consent, first = ctx.magnet_id, ctx.content.consent, ctx.content.first
+    assert (entry.action, entry.magnet_id, entry.source) == (
+        ConsentAction.CONSENT,
+        magnet_id,
+        "api",
+    )
+    assert (entry.text, entry.text_sha256) == (consent.text, consent.sha256)
+    [enrolment] = enrolments
+    assert (enrolment.magnet_id, enrolment.consent_id) == (magnet_id, entry.id)
+    [email] = emails
+    assert (email.step_id, email.purpose, email.status) == (first.id, Purpose.DRIP, "pending")
+    assert email.magnet_id == magnet_id and email.message_id
+    assert email.created_at == entry.created_at == person.created_at
+    assert email.id in nudged(app)
+    if database_url.startswith("postgresql"):
+        print("statements of one signup:", len(seen))
+        assert len(seen) <= 2, seen  # the one statement (and nothing the ORM adds)
+
+
+def test_a_newcomer_whose_other_spelling_unsubscribed_must_confirm_first(
+    app: Flask, client: FlaskClient
+):
+    api_signup(client, "bea@example.com")
+    with app.app_context():
+        bea = db.session.scalars(select(Subscriber.id)).one()
+        unsubscribe(for_app(app), bea, RequestMeta("test", None, None, None))
+    assert api_signup(client, "bea+again@example.com").status_code == 202
+    person, _consents, _enrolments, emails = rows_of(app, "bea+again@example.com")
+    assert person.status == SubscriberStatus.PENDING
+    assert [e.purpose for e in emails] == [Purpose.CONFIRM]
+
+
+def test_a_suppressed_address_without_a_row_must_confirm_first(app: Flask, client: FlaskClient):
+    with app.app_context():
+        suppress(for_app(app), "cy@example.com", SuppressionReason.ERASED)
+        db.session.commit()
+    assert api_signup(client, "cy@example.com").status_code == 202
+    person, _consents, _enrolments, emails = rows_of(app, "cy@example.com")
+    assert person.status == SubscriberStatus.PENDING
+    assert [(e.purpose, e.status) for e in emails] == [(Purpose.CONFIRM, EmailStatus.PENDING)]
