@@ -103,3 +103,18 @@ def test_a_broadcast_for_later_is_scheduled_in_the_sites_zone(app, client):
 def test_the_new_pages_need_the_owner(client):
     assert client.get("/admin/broadcasts/new").status_code == 302
     assert client.post("/admin/broadcasts/1/test").status_code == 401  # nothing sent
+
+
+def test_broadcast_test_sends_share_the_hourly_limit(app, client, outbox):
+    sign_in_owner(app, client)
+    answer = client.post("/admin/broadcasts/new", data=form(client, subject="Hi", body_md="Hello."))
+    broadcast_id = int(answer.location.rstrip("/").split("/")[-2])
+    for _ in range(10):
+        client.post(f"/admin/broadcasts/{broadcast_id}/test", data={"csrf_token": token(client)})
+    refused = client.post(
+        f"/admin/broadcasts/{broadcast_id}/test",
+        data={"csrf_token": token(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "limited to 10 an hour" in refused and 'role="alert"' in refused
+    assert len(outbox_messages(outbox)) == 10
