@@ -113,6 +113,7 @@ def broadcast_confirm(broadcast_id: int) -> ResponseReturnValue:
         said = broadcasts.send(current(), broadcast_id)
     except broadcasts.BroadcastError as exc:
         db.session.rollback()
-        said = str(exc)
-    flash(f"Broadcast {broadcast_id}: {said}.")
+        flash(f"Broadcast {broadcast_id}: {exc}.", "error")
+    else:
+        flash(f"Broadcast {broadcast_id}: {said}.")
     return redirect(url_for("admin.broadcast_page", broadcast_id=broadcast_id), 303)

@@ -78,7 +78,13 @@ def test_count_preview_test_send_then_start(app, client, outbox):
         data={"csrf_token": token(client, review_path)},
         follow_redirects=True,
     ).get_data(as_text=True)
-    assert "sending to 3 recipients" in started
+    assert "sending to 3 recipients" in started and started.count("sending to 3") == 1
+    twice = client.post(
+        f"/admin/broadcasts/{broadcast_id}/confirm",
+        data={"csrf_token": token(client)},
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert 'role="alert"' in twice and "not a draft" in twice  # started once only
     with app.app_context():
         assert db.session.get_one(Broadcast, broadcast_id).status == "sending"
         assert db.session.scalar(select(func.count()).select_from(ScheduledEmail)) == 3
