@@ -12,6 +12,7 @@ from service.core.extensions import db
 from service.core.models import Broadcast, ScheduledEmail
 from tests.broadcast_helpers import add_subscribers
 from tests.helpers import OWNER, outbox_messages, sign_in_owner
+from tests.magnets import add_magnet
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -124,3 +125,32 @@ def test_broadcast_test_sends_share_the_hourly_limit(app, client, outbox):
     ).get_data(as_text=True)
     assert "limited to 10 an hour" in refused and 'role="alert"' in refused
     assert len(outbox_messages(outbox)) == 10
+
+
+def test_html_mode_needs_its_text_part_and_an_audience_of_a_magnet_counts_only_its_people(
+    app, client
+):
+    add_subscribers(app, 2)  # they took no magnet through an enrolment
+    knee = add_magnet(app)
+    sign_in_owner(app, client)
+    html = "<p>Hello <b>{{ first_name }}</b></p>"
+    refused = client.post(
+        "/admin/broadcasts/new", data=form(client, subject="Hi", mode="html", body_html=html)
+    )
+    assert refused.status_code == 422
+    assert "write the text part too" in refused.get_data(as_text=True)
+    assert html in unescape(refused.get_data(as_text=True))
+    counted = client.post(
+        "/admin/broadcasts/new",
+        data=form(
+            client,
+            subject="Hi",
+            mode="html",
+            body_html=html,
+            body_txt="Hello {{ first_name }}",
+            kind="took",
+            magnets=str(knee),
+            action="count",
+        ),
+    ).get_data(as_text=True)
+    assert "0 recipients now." in counted and 'value="html" checked' in counted
