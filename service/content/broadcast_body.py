@@ -14,11 +14,11 @@ from pathlib import Path
 
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from .inlining import inliner
-from .rendering import BLANK_LINES, RenderedEmail, email_environment, wrap_text
+from .markdown_body import markdown_html
+from .rendering import BLANK_LINES, RenderedEmail, Templates, email_environment, wrap_text
 
 MAX_SUBJECT = 200
 MAX_BODY = 200_000  # characters: a newsletter, not an attachment
@@ -112,33 +112,28 @@ def _compiled(source: str, autoescape: bool) -> Template:
     return _environment(autoescape).from_string(source)
 
 
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-
-
 def render_parts(text: BroadcastText, variables: dict) -> tuple[str, Markup, str]:
     """The subject, the HTML fragment and the text of one recipient's copy."""
     subject = " ".join(_compiled(text.subject, False).render(variables).split())
     if text.body_md is not None:
         source = _compiled(text.body_md, False).render(variables)
-        return subject, Markup(_markdown().render(source)), source  # html off: escaped
+        return subject, Markup(markdown_html(source)), source  # html off: escaped
     html = _compiled(text.body_html or "", True).render(variables)
     plain = _compiled(text.body_txt or "", False).render(variables)
     return subject, Markup(html), plain
 
 
-@lru_cache(maxsize=4)
-def _layouts(templates_dir: Path) -> tuple[Template, Template]:
-    # Compiled once; the `_base` files they extend are reloaded when edited, as for steps.
-    env = email_environment(templates_dir)
+def _layouts(templates: Templates) -> tuple[Template, Template]:
+    # From the content snapshot in force (the default magnet's published version), so an
+    # edited `_base` layout applies to the next broadcast as it does to the next step.
+    env = email_environment(templates)
     return env.from_string(LAYOUT_HTML), env.from_string(LAYOUT_TEXT)
 
 
-def render_broadcast(text: BroadcastText, variables: dict, templates_dir: Path) -> RenderedEmail:
+def render_broadcast(text: BroadcastText, variables: dict, templates: Templates) -> RenderedEmail:
     """The whole email: the body inside the `_base` layout, its CSS inlined."""
     subject, fragment, plain = render_parts(text, variables)
-    html_layout, text_layout = _layouts(templates_dir)
+    html_layout, text_layout = _layouts(templates)
     values = {**variables, "subject": subject}
     html = html_layout.render({**values, "body": fragment})
     body_text = text_layout.render({**values, "body": plain.strip()})

@@ -18,10 +18,16 @@ PLACEHOLDER = re.compile(r"JINJAX(\d+)X")
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 
+def markdown_html(source: str) -> str:
+    """Markdown to an HTML fragment, raw HTML escaped (the one renderer steps and broadcasts
+    share)."""
+    return _md.render(source)
+
+
 def to_templates(markdown: str, subject: str) -> tuple[str, str]:
     """(body.html, body.txt) for this Markdown and the step's subject template."""
     source, kept = _hide_jinja(markdown.replace("\r\n", "\n"))
-    html = _restore(_md.render(source), kept)
+    html = _restore(markdown_html(source), kept)
     text = _restore(_text(_md.parse(source)), kept)
     # The <title> is the subject; a subject cannot end the block it sits in.
     title = subject.replace("{%", "").replace("%}", "").strip()

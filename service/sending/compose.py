@@ -97,8 +97,15 @@ def render_broadcast_for(
     text = BroadcastText(
         broadcast.subject, broadcast.body_md, broadcast.body_html, broadcast.body_txt
     )
+    return render_broadcast_text(ctx, text, subscriber)
+
+
+def render_broadcast_text(
+    ctx: Context, text: BroadcastText, subscriber: Subscriber
+) -> RenderedEmail:
+    """A broadcast's text for one subscriber (a row's, a preview's or a test's)."""
     variables = context(ctx, subscriber, "broadcast")
-    return render_broadcast(text, variables, ctx.settings.templates_dir)
+    return render_broadcast(text, variables, ctx.content.templates)
 
 
 def smtp_address(address: str) -> str:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..content.broadcast_body import BroadcastText
 from ..content.rendering import RenderedEmail
 from ..core.models import Purpose, ScheduledEmail
-from .compose import compose, render_for
+from .compose import compose, render_broadcast_text, render_for
 from .context import Context
 from .message import new_message_id
 from .sequence_check import sample_subscriber
@@ -72,3 +73,12 @@ def run(ctx: Context, step: str | None, folder: Path | None, echo: Callable[...,
             path.write_bytes(content)
             echo(str(path))
     return 0
+
+
+def render_broadcast_preview(ctx: Context, text: BroadcastText) -> Preview:
+    """A broadcast's text as Sam gets it, through the worker's compose path (no row written)."""
+    subscriber = sample_subscriber()
+    email = ScheduledEmail(purpose=Purpose.BROADCAST, message_id=new_message_id(ctx.sender))
+    rendered = render_broadcast_text(ctx, text, subscriber)
+    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+    return Preview("broadcast", rendered, serialize(msg, sender, recipient, ctx.settings.dkim))

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..content.broadcast_body import BroadcastText
 from ..core.models import Purpose, ScheduledEmail
-from .compose import compose, render_for
+from .compose import compose, render_broadcast_text, render_for
 from .context import Context
 from .message import new_message_id
 from .sequence_check import sample_subscriber
@@ -31,4 +32,16 @@ def send_test(ctx: Context, step_id: str, address: str) -> str:
     rendered = replace(rendered, subject=PREFIX + rendered.subject)
     msg, sender, recipient = compose(ctx, email, subscriber, rendered)
     ctx.transport.send(msg, sender, recipient, step_id)
+    return rendered.subject
+
+
+def send_broadcast_test(ctx: Context, text: BroadcastText, address: str) -> str:
+    """A broadcast's text to `address` as a test, "[Test]" in the subject; no row written."""
+    subscriber = sample_subscriber()
+    subscriber.email = address
+    email = ScheduledEmail(purpose=Purpose.TEST, message_id=new_message_id(ctx.sender))
+    rendered = render_broadcast_text(ctx, text, subscriber)
+    rendered = replace(rendered, subject=PREFIX + rendered.subject)
+    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+    ctx.transport.send(msg, sender, recipient, "broadcast-test")
     return rendered.subject

@@ -4,6 +4,7 @@ from flask import Flask
 
 from . import (
     admin,
+    admin_broadcast_new,  # noqa: F401 (its routes join admin's blueprint)
     admin_broadcasts,  # noqa: F401 (its routes join admin's blueprint when imported)
     admin_editor,  # noqa: F401  (its routes join admin's blueprint)
     admin_magnets,  # noqa: F401

@@ -60,5 +60,5 @@ def broadcast_action(broadcast_id: int, action: str) -> ResponseReturnValue:
         act(current(), broadcast_id)
     except broadcasts.BroadcastError as exc:
         db.session.rollback()
-        flash(str(exc))
+        flash(str(exc), "error")
     return redirect(url_for("admin.broadcast_page", broadcast_id=broadcast_id), 303)

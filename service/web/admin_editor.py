@@ -157,11 +157,12 @@ def preview(slug: str, step_id: str) -> ResponseReturnValue:
         step_id=step_id,
         preview=shown,
         problems=warnings(shown.rendered, ctx.settings.public_url),
-        tests_left=_tests_left(),
+        tests_left=tests_left(),
     )
 
 
-def _tests_left() -> int:
+def tests_left() -> int:
+    """How many test sends the signed-in owner has left this hour (editor and broadcasts)."""
     since = current().now() - timedelta(hours=1)
     sent = db.session.scalar(
         select(func.count()).where(
@@ -177,7 +178,7 @@ def _tests_left() -> int:
 def test_send(slug: str, step_id: str) -> ResponseReturnValue:
     magnet = magnet_or_404(slug)
     back = url_for("admin.preview", slug=slug, step_id=step_id)
-    if _tests_left() <= 0:
+    if tests_left() <= 0:
         flash(f"Test sends are limited to {TESTS_PER_HOUR} an hour: try again later.", "error")
         return redirect(back, code=303)
     draft = drafts.draft_of(magnet)

@@ -1,0 +1,91 @@
+"""The owner writes a broadcast in a real browser against `leadmagnet serve`: counts its
+audience, sends a test through SMTP, sends it, watches it reach 100%, and sees the click of
+a link in a received copy on the broadcast's page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_admin_browser import OWNER, hosted_signup, start_service
+from tests.browser.test_editor_browser import SENT, checked, sign_in, subjects
+from tests.e2e.test_serve import stop_and_check_children
+from tests.procs import wait_until
+
+pytestmark = pytest.mark.slow
+PHONE = {"width": 375, "height": 812}
+BODY = "Hi {{ first_name }},\n\nSome **big** news: [come and see]({{ public_url }}/)."
+
+
+@pytest.fixture
+def phone(chromium):
+    context = chromium.new_context(viewport=PHONE, bypass_csp=False)
+    yield context.new_page()
+    context.close()
+
+
+def received(smtpd, to: str, subject: str):
+    for got in smtpd.received:
+        if to in got.recipients and got.message["Subject"] == subject:
+            return got.message
+    return None
+
+
+def test_the_owner_writes_tests_sends_and_watches_a_broadcast(tmp_path, phone, smtpd, axe_source):
+    # No EMAIL_MIN_GAP: the broadcast follows the guides within seconds.
+    proc, service = start_service(
+        tmp_path, EMAIL_URL=smtpd.url, DISPATCH_INTERVAL="1", EMAIL_MIN_GAP="0"
+    )
+    page, base = phone, service.base
+    try:
+        for name in ("ann", "bob"):
+            hosted_signup(page, base, f"{name}@example.com", name.title())
+        assert wait_until(lambda: len(smtpd.received) == 2, SENT), "both guides were sent"
+
+        sign_in(page, base)
+        page.goto(base + "/admin/broadcasts")
+        page.get_by_role("link", name="New broadcast").click()
+        page.wait_for_url(base + "/admin/broadcasts/new")
+        checked(page, axe_source)
+        page.get_by_label("Subject").fill("Big news")
+        page.locator("#body_md").fill("Hi {{ nope }}")
+        page.get_by_role("button", name="Review: count, preview, test").click()
+        expect(page.get_by_role("alert")).to_contain_text("nope")
+        checked(page, axe_source)  # the refused form too
+        assert page.get_by_label("Subject").input_value() == "Big news"  # kept
+        page.locator("#body_md").fill(BODY)
+        page.get_by_role("button", name="Count the recipients").click()
+        expect(page.locator("#recipient-count")).to_have_text("2 recipients now.")
+        assert page.locator("#body_md").input_value() == BODY  # kept
+
+        page.get_by_role("button", name="Review: count, preview, test").click()
+        page.wait_for_url(re.compile(r"/admin/broadcasts/\d+/review$"))
+        checked(page, axe_source)
+        assert page.locator("iframe.phone").get_attribute("sandbox") == ""
+        page.get_by_role("button", name="Send me a test").click()
+        expect(page.get_by_role("status")).to_contain_text(f"Sent to {OWNER}")
+        assert wait_until(lambda: "[Test] Big news" in subjects(smtpd, OWNER), SENT)
+
+        page.get_by_role("button", name="Send it now to 2 recipients").click()
+        page.wait_for_url(re.compile(r"/admin/broadcasts/\d+$"))
+        broadcast_page = page.url
+        # The page refreshes itself while the broadcast is live: wait for its state.
+        expect(page.locator("main")).to_contain_text("State: finished", timeout=SENT * 1000)
+        expect(page.locator("progress")).to_have_attribute("value", "2")
+        expect(page.locator("progress")).to_have_attribute("max", "2")
+
+        copy = received(smtpd, "ann@example.com", "Big news")
+        assert copy is not None
+        text = copy.get_body(preferencelist=("plain",)).get_content()
+        link = re.search(re.escape(base) + r"/r/[^\s>]+", text).group(0)
+        page.goto(link)  # a person's click, in a browser
+        page.goto(broadcast_page)
+        clicked = page.locator("dt", has_text="Clicked (people)").locator(
+            "xpath=following-sibling::dd[1]"
+        )
+        expect(clicked).to_contain_text("1")
+        checked(page, axe_source)
+    finally:
+        stop_and_check_children(proc)
