@@ -26,6 +26,7 @@ from flask_migrate import upgrade
 from sqlalchemy import insert, select, text
 
 from bench.common import (
+    SECRET_KEY,
     create_scratch_database,
     drop_scratch_database,
     fail,
@@ -172,7 +173,7 @@ def main() -> None:
                 **os.environ,
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
-                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+                "SECRET_KEY": SECRET_KEY,
                 "EMAIL_URL": f"smtp://127.0.0.1:{port}",
                 "INSTANCE_PATH": tempfile.mkdtemp(),
                 "DISPATCH_INTERVAL": "1",

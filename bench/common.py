@@ -26,6 +26,10 @@ REDIS_DATABASES = range(1, 16)
 REDIS_LEASE = 3600  # seconds: a run killed outright frees its database after this
 
 
+# Every benchmark app signs with this: long and varied enough for the start-up check.
+SECRET_KEY = "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df"
+
+
 def machine() -> str:
     return f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from bench.common import create_scratch_database, drop_scratch_database, header, verdict
+from bench.common import SECRET_KEY, create_scratch_database, drop_scratch_database, header, verdict
 from service import create_app
 from service.core.clock import utcnow
 from service.core.extensions import db
@@ -63,7 +63,7 @@ class Filled:
         self.app = create_app(
             {
                 "DATABASE_URL": self.url,
-                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+                "SECRET_KEY": SECRET_KEY,
                 "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-dashboard-"),
                 "ADMIN_PASSWORD": "bench-admin-password-long-enough",
             }

@@ -25,7 +25,14 @@ from pathlib import Path
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 
-from bench.common import create_scratch_database, drop_scratch_database, fail, header, verdict
+from bench.common import (
+    SECRET_KEY,
+    create_scratch_database,
+    drop_scratch_database,
+    fail,
+    header,
+    verdict,
+)
 from service import create_app
 from service.core.clock import utcnow
 from service.core.extensions import db
@@ -80,7 +87,7 @@ class Table:
         self.app = create_app(
             {
                 "DATABASE_URL": self.url,
-                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+                "SECRET_KEY": SECRET_KEY,
                 "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-"),
             }
         )

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import (
+    SECRET_KEY,
     create_scratch_database,
     drop_scratch_database,
     fail,
@@ -66,7 +67,7 @@ def run(redis_url: str) -> None:
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+        "SECRET_KEY": SECRET_KEY,
         "RATELIMIT_ENABLED": "false",
         "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-signup-"),
         "EMAIL_URL": "file:///dev/null/never",

@@ -28,6 +28,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from bench.common import (
+    SECRET_KEY,
     create_scratch_database,
     drop_scratch_database,
     fail,
@@ -191,7 +192,7 @@ def main() -> None:
                 **os.environ,
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
-                "SECRET_KEY": "bench-key-Hq6Vt2Mx9Rz4Kw8Lp3Nb7Js5Df",
+                "SECRET_KEY": SECRET_KEY,
                 "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
                 "RATELIMIT_ENABLED": "false",
                 "INSTANCE_PATH": instance,
