@@ -99,10 +99,13 @@ def test_time_to_inbox_of_the_first_emails_of_the_last_day(story):
     with story.app_context():
         sequence = for_app(story).content
         inbox = stats.time_to_inbox(T0 + timedelta(hours=6), sequence)
-        assert inbox == stats.Percentiles(timedelta(seconds=2), timedelta(seconds=4), 3)
+        # 2 s, 2 s and 4 s: each the upper bound of its one-second bucket.
+        assert inbox == stats.Percentiles(timedelta(seconds=3), timedelta(seconds=5), 3)
         assert stats.time_to_inbox(T0 + timedelta(days=3), sequence) is None  # only step 2
-        sample = stats.time_to_inbox(T0 + timedelta(hours=6), sequence, sample=1)
-        assert sample.count == 1 and sample.p50 == timedelta(seconds=4)  # the newest
+        # The window starts at the hour 24 hours before: T0 + 1 day + 1 h reads from T0 + 1 h,
+        # leaving ann's (sent at T0) out.
+        later = stats.time_to_inbox(T0 + timedelta(days=1, hours=1, minutes=30), sequence)
+        assert later == stats.Percentiles(timedelta(seconds=3), timedelta(seconds=5), 2)
 
 
 def test_the_oldest_email_due_and_not_sent(story):
