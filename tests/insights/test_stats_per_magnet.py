@@ -107,3 +107,14 @@ def test_clicks_per_step_of_one_magnet(app, client):
         assert clicks.per_step()["guide"].people == 3  # ann, bo, cy
         assert clicks.per_step(knee)["guide"].people == 2  # ann, bo
         assert clicks.per_step(default)["guide"].people == 2  # ann, cy
+
+
+def test_each_magnets_kept_figures_equal_its_rows_recomputed(app, client):
+    from tests.insights.test_stats import kept, recomputed
+
+    knee, _default = story(app, client)
+    with app.app_context():
+        before = kept()
+        assert before[(knee, "unsub", magnet_context(app, knee).content.steps[1].id)] == 1
+        assert before[(knee, "people", "signed_up")] == 2
+        assert recomputed() == before
