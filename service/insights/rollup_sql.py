@@ -39,15 +39,17 @@ BUCKETS += (1800, 3600, 7200, 21600, 86400)
 SENT_OR_FAILED = "('sent', 'failed')"
 STOPPED = "('bounced', 'complained')"
 INSERT = "INSERT INTO figure_delta (magnet_id, name, part, n) "
-TABLES = ("subscriber", "enrolment", "scheduled_email", "consent_record", "delivery_attempt")
+# A statement and the condition (on NEW and OLD alone) under which it can insert anything:
+# PostgreSQL runs it inside IF condition (a cheap test instead of a statement's start-up on
+# every row); SQLite runs the statement, whose WHERE holds the condition too.
+Guarded = tuple[str, str]
 
 
 def _sql(dialect: str, what: str, *args: str) -> str:
     return SQL[dialect][what].format(*args)
 
 
-def _bucket(d: str, row: str) -> str:
-    secs = _sql(d, "secs", f"{row}.created_at", f"{row}.sent_at")
+def _bucket(secs: str) -> str:
     whens = " ".join(f"WHEN {secs} < {b} THEN '{b}'" for b in BUCKETS)
     return f"CASE {whens} ELSE '999999' END"
 
@@ -128,25 +130,35 @@ def _withdrawal(sign: int, row: str, sub: str, source: str = "") -> str:
     )
 
 
-def _email(d: str, row: str, sign: int, source: str = "") -> str:
+def _email(d: str, row: str, sign: int, source: str = "") -> list[Guarded]:
     """What an email row counts by itself: sent or failed per step (drip), and the time to
     inbox of a sent drip or confirmation email, by the hour it left and a latency bucket."""
     magnet = f"COALESCE({row}.magnet_id, -1)"
+    counted = f"{row}.purpose = 'drip' AND {row}.status IN {SENT_OR_FAILED}"
+    arrived = (
+        f"{row}.status = 'sent' AND {row}.purpose IN ('drip', 'confirm') "
+        f"AND {row}.sent_at IS NOT NULL"
+    )
+    secs = _sql(d, "secs", f"{row}.created_at", f"{row}.sent_at")
     part = (
-        f"{_sql(d, 'hour', row + '.sent_at')} || '|' || {_bucket(d, row)} || '|' || "
+        f"{_sql(d, 'hour', row + '.sent_at')} || '|' || {_bucket(secs)} || '|' || "
         f"(CASE WHEN {row}.purpose = 'confirm' THEN '' ELSE {row}.step_id END)"
     )
-    return (
-        INSERT + f"SELECT {magnet} AS magnet_id, {row}.status AS name, {row}.step_id AS part, "
-        f"{sign} AS n {source} "
-        f"WHERE {row}.purpose = 'drip' AND {row}.status IN {SENT_OR_FAILED} "
-        f"UNION ALL SELECT {magnet}, 'inbox', {part}, {sign} {source} "
-        f"WHERE {row}.status = 'sent' "
-        f"AND {row}.purpose IN ('drip', 'confirm') AND {row}.sent_at IS NOT NULL"
-    )
+    return [
+        (
+            counted,
+            INSERT + f"SELECT {magnet} AS magnet_id, {row}.status AS name, "
+            f"{row}.step_id AS part, {sign} AS n {source} WHERE {counted}",
+        ),
+        (
+            arrived,
+            INSERT + f"SELECT {magnet} AS magnet_id, 'inbox' AS name, {part} AS part, "
+            f"{sign} AS n {source} WHERE {arrived}",
+        ),
+    ]
 
 
-def _moved(d: str, becomes: str, when: str) -> list[str]:
+def _moved(d: str, becomes: str, when: str) -> list[Guarded]:
     """A drip email of a bounced or complained person joins the sent-or-failed ones (or
     leaves them, `becomes` false): the person now counts under the new last step. The
     bounce itself is such a case when the person's row is written before the email's.
@@ -185,9 +197,7 @@ def _moved(d: str, becomes: str, when: str) -> list[str]:
             INSERT + f"SELECT {magnet}, s.status, {old}, -1 {source} AND {old} IS NOT NULL "
             f"UNION ALL SELECT {magnet}, s.status, {new}, 1 {source} AND {new} IS NOT NULL"
         )
-    if d == "postgresql":
-        return [f"IF {gate} THEN\n" + ";\n".join(statements) + ";\nEND IF"]
-    return statements
+    return [(gate, ";\n".join(statements))]
 
 
 def _refused(sign: int, email: str, attempt_filter: str) -> str:
@@ -199,7 +209,7 @@ def _refused(sign: int, email: str, attempt_filter: str) -> str:
     )
 
 
-def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
+def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]]:
     """(name, timing, event, table, when, statements) of every trigger on dialect `d`."""
     day = _sql(d, "day", "{0}")
     differ = _sql(d, "differ", "OLD.{0}", "NEW.{0}")
@@ -287,7 +297,7 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
             "scheduled_email",
             in_sf.format("NEW"),
             [
-                _email(d, "NEW", 1),
+                *_email(d, "NEW", 1),
                 *_moved(d, "1 = 1", "NEW.purpose = 'drip'"),
             ],
         ),
@@ -299,8 +309,8 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
             f"({in_sf.format('OLD')} OR {in_sf.format('NEW')}) AND "
             f"({differ.format('status')} OR {differ.format('sent_at')})",
             [
-                _email(d, "OLD", -1),
-                _email(d, "NEW", 1),
+                *_email(d, "OLD", -1),
+                *_email(d, "NEW", 1),
                 *_moved(
                     d,
                     in_sf.format("NEW"),
@@ -315,7 +325,7 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
             "scheduled_email",
             "",
             [
-                _email(d, "OLD", -1),
+                *_email(d, "OLD", -1),
                 _refused(-1, "OLD.id", bounced.format("OLD.id", "")),
             ],
         ),
@@ -350,7 +360,7 @@ def create_triggers(conn: Connection) -> None:
     """Create every trigger (PostgreSQL: a plpgsql function each)."""
     d = conn.dialect.name
     for name, timing, event, table, when, statements in triggers(d):
-        body = ";\n".join(statements) + ";"
+        body = ";\n".join(_body(d, statement) for statement in statements) + ";"
         if d == "postgresql":
             conn.execute(
                 text(
@@ -369,6 +379,13 @@ def create_triggers(conn: Connection) -> None:
                 f"CREATE TRIGGER {name} {timing} {event} ON {table} FOR EACH ROW {condition} {tail}"
             )
         )
+
+
+def _body(d: str, statement: str | Guarded) -> str:
+    if isinstance(statement, str):
+        return statement
+    condition, sql = statement
+    return f"IF {condition} THEN\n{sql};\nEND IF" if d == "postgresql" else sql
 
 
 def drop_triggers(conn: Connection) -> None:
@@ -412,7 +429,7 @@ def _contributions(d: str) -> list[str]:
         f"{_last('c.subscriber_id', 'en.magnet_id', 'c.created_at')}, 1 "
         "FROM consent_record c JOIN enrolment en ON en.subscriber_id = c.subscriber_id "
         "WHERE c.action = 'withdrawal' AND (c.magnet_id IS NULL OR c.magnet_id = en.magnet_id)",
-        _email(d, "x", 1, "FROM scheduled_email x").removeprefix(INSERT),
+        *(sql.removeprefix(INSERT) for _, sql in _email(d, "x", 1, "FROM scheduled_email x")),
         "SELECT COALESCE(x.magnet_id, -1) AS magnet_id, 'refused' AS name, x.step_id AS part, "
         "1 AS n FROM scheduled_email x "
         "WHERE x.purpose = 'drip' AND EXISTS (SELECT 1 FROM delivery_attempt a "
