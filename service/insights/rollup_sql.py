@@ -266,13 +266,16 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]
             "enrolment",
             "",
             [
-                INSERT + f"VALUES (NEW.magnet_id, 'signups', {day.format('NEW.taken_at')}, 1), "
-                "(NEW.magnet_id, 'people', 'signed_up', 1)",
-                INSERT + "SELECT NEW.magnet_id, 'people', f.part, 1 FROM subscriber s, "
-                "(SELECT 'confirmed' AS part UNION ALL SELECT 'downloaded') f "
-                "WHERE s.id = NEW.subscriber_id AND CASE f.part WHEN 'confirmed' "
-                "THEN s.confirmed_at IS NOT NULL ELSE s.guide_downloads > 0 END",
-                INSERT + "SELECT NEW.magnet_id, s.status, "
+                # One statement (a signup's cost): the day and the taker always, the
+                # person's flags and a bounce or complaint (not at signup) as they stand.
+                INSERT + "SELECT NEW.magnet_id, v.name, v.part, 1 FROM subscriber s, ("
+                f"SELECT 'signups' AS name, {day.format('NEW.taken_at')} AS part, 1 AS k "
+                "UNION ALL SELECT 'people', 'signed_up', 2 "
+                "UNION ALL SELECT 'people', 'confirmed', 3 "
+                "UNION ALL SELECT 'people', 'downloaded', 4) v "
+                "WHERE s.id = NEW.subscriber_id AND (v.k < 3 "
+                "OR v.k = 3 AND s.confirmed_at IS NOT NULL OR v.k = 4 AND s.guide_downloads > 0) "
+                "UNION ALL SELECT NEW.magnet_id, s.status, "
                 f"{_last('NEW.subscriber_id', 'NEW.magnet_id')}, 1 FROM subscriber s "
                 f"WHERE s.id = NEW.subscriber_id AND s.status IN {STOPPED} "
                 f"AND {_last('NEW.subscriber_id', 'NEW.magnet_id')} IS NOT NULL",
