@@ -15,7 +15,7 @@ from .core.extensions import db
 from .core.models import Broadcast
 from .core.rates import describe
 from .insights.broadcast_figures import figures
-from .sending import broadcasts
+from .sending import broadcast_gap, broadcasts
 from .sending.broadcast_audience import FINISHED, TOOK, Audience, size
 from .sending.broadcast_progress import Progress, progress
 from .sending.context import Context, for_app
@@ -75,6 +75,9 @@ def broadcast_create(
         raise _fail(exc) from None
     count, who = size(audience), audience.describe()
     click.echo(f"broadcast {broadcast.id} created: audience {count} ({who})")
+    gap = broadcast_gap.note(ctx, broadcast)
+    if gap:
+        click.echo(gap)
     click.echo(f"send it with: leadmagnet broadcast send {broadcast.id}")
 
 
@@ -132,11 +135,15 @@ def status_lines(found: Progress) -> list[str]:
 @with_appcontext
 def broadcast_status(broadcast_id: int) -> None:
     """Where a broadcast is: sent, failed, skipped, remaining, rate, ETA and state."""
-    found = progress(broadcast_id, _context().now())
+    ctx = _context()
+    found = progress(broadcast_id, ctx.now())
     if found is None:
         raise click.ClickException(f"no broadcast {broadcast_id}")
     for line in status_lines(found):
         click.echo(line)
+    gap = broadcast_gap.note(ctx, _get(broadcast_id))
+    if gap:
+        click.echo(gap)
     for line in figures(broadcast_id).lines():
         click.echo(line)
 

@@ -12,7 +12,7 @@ from ..content.broadcast_body import BodyError
 from ..core.extensions import db
 from ..core.models import AuditAction, Broadcast, BroadcastStatus, Magnet
 from ..people import audit
-from ..sending import broadcasts
+from ..sending import broadcast_gap, broadcasts
 from ..sending.broadcast_audience import Audience, size
 from ..sending.preview import render_broadcast_preview
 from ..sending.test_send import send_broadcast_test
@@ -82,6 +82,7 @@ def broadcast_review(broadcast_id: int) -> ResponseReturnValue:
         preview=render_broadcast_preview(ctx, broadcasts.text_of(row)),
         send_at=row.send_at.astimezone(ctx.content.default_zone) if row.send_at else None,
         tests_left=tests_left(),
+        gap=broadcast_gap.note(current(), row),
     )
     db.session.rollback()
     return page
