@@ -20,6 +20,7 @@ from ..core.models import (
     ScheduledEmail,
     Subscriber,
 )
+from . import broadcast_window
 from .broadcast_audience import Audience, condition
 from .context import Context
 
@@ -30,11 +31,17 @@ class GapWait:
     until: datetime  # about when the last of them goes
     gap: timedelta  # EMAIL_MIN_GAP
     sending: bool = False  # counted from its held rows, not foreseen
+    window: bool = False  # it has a send window: rows due later may wait for that too
 
     def sentence(self, zone: tzinfo) -> str:
         when = self.until.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         span = _span(self.gap)
         who = f"{self.people} {'recipient' if self.people == 1 else 'recipients'}"
+        if self.sending and self.window:
+            return (
+                f"{who} wait for the send window or EMAIL_MIN_GAP ({span}); "
+                f"the last goes at about {when} ({zone})."
+            )
         if self.sending:
             return (
                 f"EMAIL_MIN_GAP ({span}): {who} just got another email, so theirs waits; "
@@ -80,9 +87,9 @@ def predicted(audience: Audience, at: datetime, gap: timedelta) -> GapWait | Non
     return GapWait(int(row[0]), max(row[1], since) + gap, gap)
 
 
-def held(broadcast_id: int, now: datetime, gap: timedelta) -> GapWait | None:
-    """While it sends: its rows held back to a later time (only the gap moves them on)."""
-    if not gap:
+def held(broadcast_id: int, now: datetime, gap: timedelta, window: bool = False) -> GapWait | None:
+    """While it sends: its rows held back to a later time (by the gap, or its window)."""
+    if not gap and not window:
         return None
     row = db.session.execute(
         select(func.count(ScheduledEmail.id), func.max(ScheduledEmail.due_at)).where(
@@ -93,13 +100,13 @@ def held(broadcast_id: int, now: datetime, gap: timedelta) -> GapWait | None:
     ).one()
     if not row[0]:
         return None
-    return GapWait(int(row[0]), row[1], gap, sending=True)
+    return GapWait(int(row[0]), row[1], gap, sending=True, window=window)
 
 
 def of_broadcast(broadcast: Broadcast, now: datetime, gap: timedelta) -> GapWait | None:
     """Foreseen for a draft or a scheduled one (at its time, or now), counted once it sends."""
     if broadcast.status in BroadcastStatus.LIVE:
-        return held(broadcast.id, now, gap)
+        return held(broadcast.id, now, gap, broadcast_window.of(broadcast) is not None)
     if broadcast.status in (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED):
         at = max(broadcast.send_at or now, now)
         return predicted(Audience.from_json(broadcast.audience), at, gap)
