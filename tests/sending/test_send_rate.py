@@ -62,3 +62,10 @@ def test_the_shared_bucket_does_the_same_arithmetic_in_redis(redis_db):
     assert waits[: burst - 2] == [0.0] * (burst - 2)
     assert waits[-1] == pytest.approx(19 / RATE, abs=0.2)
     assert sorted(waits) == waits  # each reservation takes the next slot, none shared
+
+
+@pytest.mark.redis
+def test_with_redis_every_worker_takes_the_one_shared_bucket(redis_db):
+    """A bucket per process let three workers send three times SEND_RATE."""
+    assert isinstance(send_rate.bucket_for(redis_db), RedisBucket)
+    assert isinstance(send_rate.bucket_for(None), LocalBucket)  # embedded: one process sends
