@@ -1,5 +1,6 @@
 """A broadcast's optional send window: hours and days in each recipient's own zone, as a
-sequence step's; applied when the send starts and again when it resumes."""
+sequence step's; applied when the send starts, when it resumes and when the failed are
+sent again."""
 
 from __future__ import annotations
 
@@ -60,8 +61,15 @@ def test_each_recipient_gets_it_in_the_window_of_their_own_zone(app, outbox):
             broadcasts.pause(for_app(app), broadcast_id)
     with app.app_context(), time_machine.travel(SATURDAY, tick=False):
         broadcasts.resume(for_app(app), broadcast_id)  # a weekend: nothing goes at once
+        db.session.execute(  # as if the server had refused New York's
+            update(ScheduledEmail)
+            .where(ScheduledEmail.subscriber_id == people[0])
+            .values(status="failed")
+        )
+        assert broadcasts.retry_failed(for_app(app), broadcast_id) == 1
         assert hand_out(app) == []
     assert due_times(app, broadcast_id) == {
+        people[0]: datetime(2026, 3, 9, 13, 0, tzinfo=UTC),  # 09:00 EDT in New York
         people[1]: datetime(2026, 3, 9, 0, 0, tzinfo=UTC),  # Monday 09:00 in Tokyo
         people[3]: datetime(2026, 3, 9, 16, 0, tzinfo=UTC),  # 09:00 PDT: summer time began
     }
