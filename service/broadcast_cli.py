@@ -148,7 +148,11 @@ def broadcast_status(broadcast_id: int) -> None:
         raise click.ClickException(f"no broadcast {broadcast_id}")
     for line in status_lines(found):
         click.echo(line)
-    gap = broadcast_gap.note(ctx, _get(broadcast_id))
+    broadcast = _get(broadcast_id)
+    window = broadcast_window.describe(broadcast)
+    if window:
+        click.echo(f"send window: {window}, in each recipient's own zone")
+    gap = broadcast_gap.note(ctx, broadcast)
     if gap:
         click.echo(gap)
     for line in figures(broadcast_id).lines():

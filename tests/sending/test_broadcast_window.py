@@ -83,6 +83,8 @@ def test_the_form_and_the_cli_take_a_window_and_refuse_a_bad_one(app, client, tm
     assert bad.exit_code != 0 and "window hours '25-3'" in bad.output
     made = run(app, "create", news, "--hours", "9-17", "--days", "mon-fri")
     assert "send window: 9-17, mon-fri, in each recipient's own zone" in made.output
+    made_id = re.search(r"broadcast (\d+) created", made.output)[1]
+    assert "send window: 9-17, mon-fri" in run(app, "status", made_id).output
     sign_in_owner(app, client)
     refused = client.post(
         "/admin/broadcasts/new",
