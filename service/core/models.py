@@ -314,6 +314,9 @@ class Broadcast(Model):
     effective_rate: Mapped[float | None] = mapped_column(Float)
     throttled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipients: Mapped[int | None] = mapped_column(Integer)  # frozen at the start
+    # Its send window, in each recipient's zone, as a step's ("9-17", "mon-fri"); None: any.
+    window_hours: Mapped[str | None] = mapped_column(String(16))
+    window_days: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
