@@ -132,7 +132,7 @@ from pathlib import Path
 import bench.delivery as delivery
 from service import create_app
 delivery.check_arrivals = lambda *args: None  # two loops at once: counted together after
-print(delivery.bare_loop(create_app(), int(sys.argv[1]), Path(sys.argv[2]), writer=False))
+print(delivery.bare_loop(create_app(), int(sys.argv[1]), Path(sys.argv[2])))
 """
 
 
