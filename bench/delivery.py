@@ -42,6 +42,7 @@ from service import create_app
 from service.core.broker import DISPATCH, celery_config
 from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail, Subscriber
+from service.core.settings import settings_of
 from service.sending.compose import compose, render_for
 from service.sending.context import for_app
 from service.sending.message import new_message_id
@@ -210,7 +211,7 @@ def main() -> None:
             with app.app_context():
                 upgrade(directory=app.extensions["migrate"].directory)
             producer = Celery(set_as_current=False)
-            producer.conf.update(celery_config(for_app(app).settings))
+            producer.conf.update(celery_config(settings_of(app)))
             worker = start_worker(env)
             wait_for_worker(producer, worker)
             with app.app_context():  # the default magnet's content, as the first start loads it

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TypedDict, TypeVar
 
 from jinja2 import TemplateError
-from sqlalchemy import func, insert, literal, select, text, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..content.broadcast_body import BroadcastText, render_broadcast
@@ -53,6 +53,7 @@ RECORD_FOR = 600  # seconds
 RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
 RECORD_PAUSE_MAX = 1.0
 CLAIM_RAN_OUT = "claim ran out"  # a batch-claimed row left too long: not ours to send now
+Read = tuple[str, datetime | None]  # a row's status and lease, read just before its send
 Loaded = TypeVar("Loaded", ScheduledEmail, Subscriber, Broadcast)
 
 
@@ -95,7 +96,7 @@ class Claimed:
     settled: dict[int, Outcome] = field(default_factory=dict)  # done at the check
     broadcasts: dict[int, Broadcast] = field(default_factory=dict)  # as the batch began
     # A row's re-read, made in the previous row's record transaction (no query of its own).
-    fresh: dict[int, tuple[str, datetime | None] | None] = field(default_factory=dict)
+    fresh: dict[int, Read | None] = field(default_factory=dict)
 
     @classmethod
     def check(cls, ctx: Context, ids: list[int], held: datetime) -> Claimed:
@@ -242,7 +243,7 @@ def _why_not(email: ScheduledEmail, subscriber: Subscriber, suppressed: set[str]
     return None
 
 
-def _read(email_id: int) -> tuple[str, datetime | None] | None:
+def _read(email_id: int) -> Read | None:
     row = db.session.execute(
         select(ScheduledEmail.status, ScheduledEmail.lease_until).where(
             ScheduledEmail.id == email_id
@@ -353,7 +354,7 @@ def _log(
 
 def _sent(
     ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
-) -> tuple[Outcome, tuple[str, datetime | None] | None]:
+) -> tuple[Outcome, Read | None]:
     """Record an accepted send. The server has the message now: if the database connection
     drops or the database is unreachable, keep trying on fresh connections rather than
     leave the row to be sent again when its lease runs out."""
@@ -380,28 +381,31 @@ def _sent(
 
 def _record_sent(
     ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
-) -> tuple[Outcome, tuple[str, datetime | None] | None]:
+) -> tuple[Outcome, Read | None]:
     """Record the send (and its next step) in one transaction, with the re-read of the
     batch's next row `peek` riding along; one commit, per sent row, before the next send."""
     now = ctx.now()
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Not waiting for the disk (~2.5 ms, more than the rest of a send): a worker crash
-        # loses nothing, the server has the commit; a database crash can lose the last few
-        # sent-records (3 x wal_writer_delay), whose rows go again: the after-accept window
-        # the README describes. The claim before the send stays durable.
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    if _record(about, result, now) and about["purpose"] == Purpose.DRIP:
+    recorded, read = _record(about, result, now, peek)
+    if recorded and about["purpose"] == Purpose.DRIP:
         schedule_next(ctx, subscriber, about["step"], now)
-    read = _read(peek) if peek is not None else None
+    if peek is not None and read == ():
+        read = _read(peek)
     db.session.commit()
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
-    return Outcome.SENT, read
+    return Outcome.SENT, read or None
 
 
-def _record(about: About, result: SendResult, now: datetime) -> bool:
+def _record(
+    about: About, result: SendResult, now: datetime, peek: int | None
+) -> tuple[bool, Read | tuple[()] | None]:
     """The row marked sent and the attempt logged; False if an earlier try's commit landed
-    and only its answer was lost. One statement on PostgreSQL."""
+    and only its answer was lost. One statement on PostgreSQL, which also re-reads `peek`
+    (else `()`: not read) and makes this transaction's commit not wait for the disk: a
+    durable commit costs more here than the whole rest of a send. A worker crash loses
+    nothing (the server has the commit); a database crash can lose the last sent-records
+    (3 x wal_writer_delay), whose rows go again: the after-accept window of the README's
+    Reliability section. The claim before the send stays durable."""
     sent = (
         update(ScheduledEmail)
         .where(ScheduledEmail.id == about["email_id"], ScheduledEmail.status != EmailStatus.SENT)
@@ -415,19 +419,31 @@ def _record(about: About, result: SendResult, now: datetime) -> bool:
         "smtp_reply": result.reply[:2000],
         "created_at": now,
     }
-    if db.session.get_bind().dialect.name == "postgresql":
-        done = sent.cte("sent")
-        values = [done.c.id, *(literal(value) for value in attempt.values())]
-        logged = db.session.execute(
-            insert(DeliveryAttempt)
-            .from_select(["email_id", *attempt], select(*values))
-            .returning(DeliveryAttempt.id)
-        ).first()
-        return logged is not None
-    if db.session.execute(sent.execution_options(synchronize_session=False)).first() is None:
-        return False
-    db.session.execute(insert(DeliveryAttempt).values(email_id=about["email_id"], **attempt))
-    return True
+    if db.session.get_bind().dialect.name != "postgresql":
+        if db.session.execute(sent.execution_options(synchronize_session=False)).first() is None:
+            return False, ()
+        db.session.execute(insert(DeliveryAttempt).values(email_id=about["email_id"], **attempt))
+        return True, ()
+    done = sent.cte("sent")
+    values = [done.c.id, *(literal(value) for value in attempt.values())]
+    of_peek = ScheduledEmail.id == (peek or 0)
+    logged = db.session.execute(
+        insert(DeliveryAttempt)
+        .from_select(
+            ["email_id", *attempt],
+            select(*values).where(func.set_config("synchronous_commit", "off", True) == "off"),
+        )
+        .returning(
+            DeliveryAttempt.id,
+            select(ScheduledEmail.status).where(of_peek).scalar_subquery(),
+            select(ScheduledEmail.lease_until).where(of_peek).scalar_subquery(),
+        )
+    ).first()
+    if logged is None:
+        return False, ()
+    if peek is None:
+        return True, None
+    return True, ((logged[1], logged[2]) if logged[1] is not None else None)
 
 
 def _first_try(email: ScheduledEmail, now: datetime) -> datetime:
