@@ -101,6 +101,8 @@ class Claimed:
     @classmethod
     def check(cls, ctx: Context, ids: list[int], held: datetime) -> Claimed:
         batch = cls(ctx, held)
+        if not ids:
+            return batch
         found = list(
             db.session.execute(
                 select(ScheduledEmail, Subscriber, Broadcast)
