@@ -42,6 +42,7 @@ from service import create_app
 from service.core.broker import DISPATCH, celery_config
 from service.core.extensions import db
 from service.core.models import ScheduledEmail, Subscriber
+from service.core.settings import settings_of
 from service.sending import broadcasts
 from service.sending.broadcast_audience import Audience
 from service.sending.broadcast_progress import progress
@@ -132,7 +133,7 @@ from pathlib import Path
 import bench.delivery as delivery
 from service import create_app
 delivery.check_arrivals = lambda *args: None  # two loops at once: counted together after
-print(delivery.bare_loop(create_app(), int(sys.argv[1]), Path(sys.argv[2]), writer=False))
+print(delivery.bare_loop(create_app(), int(sys.argv[1]), Path(sys.argv[2])))
 """
 
 
@@ -184,7 +185,7 @@ def main() -> None:
                 upgrade(directory=app.extensions["migrate"].directory)
                 for_app(app)  # the default magnet's content, loaded on first use
             producer = Celery(set_as_current=False)
-            producer.conf.update(celery_config(for_app(app).settings))
+            producer.conf.update(celery_config(settings_of(app)))
             workers = [start_worker(env) for _ in range(WORKERS)]
             for worker in workers:
                 wait_for_worker(producer, worker)

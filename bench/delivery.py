@@ -1,8 +1,7 @@
 """bench/delivery: due emails through one Celery worker process (claim, re-check, render,
-send, record) against the bare loop (the same renderer and MIME, SMTP over one connection;
-no database, no Celery), in alternating rounds, all to an SMTP server in a process of its
-own that notes each Message-ID. A second bare loop builds the bytes with our MIME writer
-(service/sending/mime.py) instead of EmailMessage: the ceiling once the writer is wired in.
+send, record) against the bare loop in one process too (the send path's renderer and MIME
+writer, SMTP over one connection; no database, no Celery), in alternating rounds, all to an
+SMTP server in a process of its own that notes each Message-ID.
 
 Every round must deliver each of its messages exactly once: a missing, failed or repeated
 email, or a worker round that does not finish within the cap, fails the run (exit 1)
@@ -43,11 +42,10 @@ from service import create_app
 from service.core.broker import DISPATCH, celery_config
 from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail, Subscriber
-from service.sending.compose import compose, links, render_for, smtp_address
+from service.core.settings import settings_of
+from service.sending.compose import compose, render_for
 from service.sending.context import for_app
 from service.sending.message import new_message_id
-from service.sending.mime import serialize_message
-from service.sending.transport import serialize
 
 COUNT = int(os.environ.get("BENCH_EMAILS", "2000"))  # per round
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -99,17 +97,15 @@ def fill(app, count: int) -> set[str]:
     return set(message_ids)
 
 
-def bare_loop(app, count: int, sink: Path, writer: bool) -> float:
-    """Render, build and send `count` messages in a loop: the ceiling for this machine.
-    Message-IDs are made before the clock starts, as the scheduler makes them."""
+def bare_loop(app, count: int, sink: Path) -> float:
+    """Render, compose and send `count` messages in a loop over one SMTP connection, through
+    the send path's own renderer and MIME writer: the ceiling for this machine. Message-IDs
+    are made before the clock starts, as the scheduler makes them."""
     with app.app_context():
         subscriber = db.session.scalars(select(Subscriber)).first()
         ctx = for_app(app)
-        sender = ctx.sender
-        envelope = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender
-        recipient = smtp_address(subscriber.email)
         emails = [
-            ScheduledEmail(purpose="drip", step_id=STEP, message_id=new_message_id(sender))
+            ScheduledEmail(purpose="drip", step_id=STEP, message_id=new_message_id(ctx.sender))
             for _ in range(count)
         ]
         url = ctx.settings.email_url
@@ -118,22 +114,8 @@ def bare_loop(app, count: int, sink: Path, writer: bool) -> float:
             began = time.perf_counter()
             for email in emails:
                 rendered = render_for(ctx, email, subscriber)
-                if writer:
-                    data = serialize_message(
-                        rendered,
-                        mail_from=sender,
-                        to_address=recipient,
-                        to_name=subscriber.first_name,
-                        message_id=email.message_id,
-                        unsubscribe_url=links(ctx.settings, subscriber)["unsubscribe_url"],
-                        date=datetime.now(UTC),
-                        sender=envelope,
-                        recipient=recipient,
-                    )
-                else:
-                    msg, envelope, recipient = compose(ctx, email, subscriber, rendered)
-                    data = serialize(msg, envelope, recipient)
-                conn.sendmail(envelope, [recipient], data)
+                msg, envelope, recipient = compose(ctx, email, subscriber, rendered)
+                conn.sendmail(envelope, [recipient], msg.as_bytes())
             took = time.perf_counter() - began
     check_arrivals(sink, before, {email.message_id for email in emails}, "bare loop")
     return count / took
@@ -229,14 +211,13 @@ def main() -> None:
             with app.app_context():
                 upgrade(directory=app.extensions["migrate"].directory)
             producer = Celery(set_as_current=False)
-            producer.conf.update(celery_config(for_app(app).settings))
+            producer.conf.update(celery_config(settings_of(app)))
             worker = start_worker(env)
             wait_for_worker(producer, worker)
             with app.app_context():  # the default magnet's content, as the first start loads it
                 for_app(app)
             fill(app, 10)
-            bare_loop(app, 50, log, writer=False)  # warm: templates compiled, shapes inlined
-            bare_loop(app, 50, log, writer=True)
+            bare_loop(app, 50, log)  # warm: templates compiled, shapes inlined
             run(app, producer, worker, log)
             with app.app_context():
                 db.engine.dispose()
@@ -254,27 +235,23 @@ def run(app, producer: Celery, worker: subprocess.Popen, log: Path) -> None:
         f"bench/delivery ({ROUNDS} alternating rounds of {COUNT} emails each; "
         "PostgreSQL + Redis, SMTP sink in its own process)"
     )
-    bare, fast, ours = [], [], []
+    bare, ours = [], []
     for _ in range(ROUNDS):
-        bare.append(bare_loop(app, COUNT, log, writer=False))
-        fast.append(bare_loop(app, COUNT, log, writer=True))
+        bare.append(bare_loop(app, COUNT, log))
         ours.append(worker_round(app, producer, COUNT, log))
     rss = subprocess.run(
         ["ps", "-o", "rss=", "-p", str(worker.pid)], capture_output=True, text=True
     ).stdout.strip()
     ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
-    ratio_fast = statistics.median(o / f for o, f in zip(ours, fast, strict=True))
 
     def rates(values: list[float]) -> str:
         each = ", ".join(f"{value:.0f}" for value in values)
         return f"{statistics.median(values):5.0f} emails/s (rounds: {each})"
 
-    print(f"bare loop (render + EmailMessage + SMTP):  {rates(bare)}")
-    print(f"bare loop (render + our MIME writer + SMTP): {rates(fast)}")
+    print(f"bare loop (render + our MIME writer + SMTP, 1 process): {rates(bare)}")
     print(f"one Celery worker (claim, re-check, render, send, record): {rates(ours)}")
-    print(f"all {3 * ROUNDS * COUNT} emails arrived once each; none failed")
+    print(f"all {2 * ROUNDS * COUNT} emails arrived once each; none failed")
     print(f"ratio worker / bare loop: {ratio:.2f}  ({verdict(ratio, GOAL, at_least=True)})")
-    print(f"ratio worker / bare loop with our MIME writer: {ratio_fast:.2f}")
     print(f"worker RSS after the run: {int(rss or 0) / 1024:.0f} MB")
 
 

@@ -1,13 +1,13 @@
-"""Claiming a broadcast's rows N at a time: one conditional UPDATE and one durable commit
-for N sends, each still re-checked and recorded before the next is sent. A row whose batch
-lease runs short is not sent by the batch (delivery.why_unwanted), so a row left behind by a
+"""Claiming due rows N at a time: one conditional UPDATE and one durable commit for N sends,
+each still re-checked and recorded before the next is sent. A row whose batch lease runs
+short is not sent by the batch (delivery.Claimed re-checks it), so a row left behind by a
 slow batch goes once, by whoever claims it after its lease."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from ..core.extensions import db
 from ..core.models import Broadcast, BroadcastStatus, EmailStatus, ScheduledEmail
@@ -15,29 +15,24 @@ from ..core.models import Broadcast, BroadcastStatus, EmailStatus, ScheduledEmai
 CLAIM_BATCH = 20
 
 
-def broadcast_rows(ids: list[int]) -> set[int]:
-    """Which of these rows belong to a broadcast (those are claimed in batches)."""
-    found = set(
-        db.session.scalars(
-            select(ScheduledEmail.id).where(
-                ScheduledEmail.id.in_(ids), ScheduledEmail.broadcast_id.is_not(None)
-            )
-        )
-    )
-    db.session.commit()
-    return found
+def _not_paused() -> ColumnElement[bool]:
+    """A drip row, or a broadcast's row while the broadcast is sending (a pause stops the
+    next claim)."""
+    sending = select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)
+    return or_(ScheduledEmail.broadcast_id.is_(None), ScheduledEmail.broadcast_id.in_(sending))
 
 
 def claim_batch(ids: list[int], now: datetime, lease: float) -> tuple[list[int], datetime]:
-    """Claim those of `ids` that are due (or whose lease ran out) and whose broadcast is
-    sending, all with one lease; returns the ids claimed and that lease's end."""
+    """Claim those of `ids` that are due (or whose lease ran out) and not paused, all with
+    one lease; returns the ids claimed and that lease's end. Only one claimant can win a row:
+    the predicate is re-checked on the locked row (a concurrent winner changed its status or
+    its lease)."""
     held = now + timedelta(seconds=lease)
-    sending = select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)
     result = db.session.execute(
         update(ScheduledEmail)
         .where(
             ScheduledEmail.id.in_(ids),
-            ScheduledEmail.broadcast_id.in_(sending),
+            _not_paused(),
             or_(
                 and_(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now),
                 and_(
@@ -49,14 +44,41 @@ def claim_batch(ids: list[int], now: datetime, lease: float) -> tuple[list[int],
             status=EmailStatus.SENDING,
             lease_until=held,
             attempts=ScheduledEmail.attempts + 1,
+            # The hand-off is consumed: from here the claim's lease (or a retry's due time)
+            # decides when a pass may hand the row again.
             queued_at=None,
         )
         .returning(ScheduledEmail.id)
         .execution_options(synchronize_session=False)
     )
     claimed = sorted(result.scalars())
-    db.session.commit()  # durable, as a single claim's: the sends follow at once
+    # A durable commit: the SMTP sends follow at once, and a claim lost in a database crash
+    # after it was acknowledged would let another worker send the same emails meanwhile.
+    db.session.commit()
     return claimed, held
+
+
+def extend(
+    ids: list[int], held: datetime, now: datetime, lease: float
+) -> tuple[set[int], datetime]:
+    """A new lease for those of `ids` still claimed with `held` and not paused (a slow batch
+    keeps its rows, as a fresh claim would); returns them and the new lease's end."""
+    renewed = now + timedelta(seconds=lease)
+    result = db.session.execute(
+        update(ScheduledEmail)
+        .where(
+            ScheduledEmail.id.in_(ids),
+            _not_paused(),
+            ScheduledEmail.status == EmailStatus.SENDING,
+            ScheduledEmail.lease_until == held,
+        )
+        .values(lease_until=renewed)
+        .returning(ScheduledEmail.id)
+        .execution_options(synchronize_session=False)
+    )
+    kept = set(result.scalars())
+    db.session.commit()
+    return kept, renewed
 
 
 def unclaim(ids: set[int], held: datetime | None) -> None:

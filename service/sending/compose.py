@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-
 from ..content.broadcast_body import BroadcastText, render_broadcast
 from ..content.guide_pages import guide_for_templates
 from ..content.rendering import RenderedEmail, render_email
@@ -14,7 +12,7 @@ from ..core.models import Broadcast, Purpose, ScheduledEmail, Subscriber
 from ..core.settings import Settings
 from .click_links import track_clicks
 from .context import Context
-from .message import build_message
+from .mime import Outgoing
 
 
 def links(
@@ -118,19 +116,21 @@ def smtp_address(address: str) -> str:
 
 def compose(
     ctx: Context, email: ScheduledEmail, subscriber: Subscriber, rendered: RenderedEmail
-) -> tuple[EmailMessage, str, str]:
+) -> tuple[Outgoing, str, str]:
     """The message and its envelope (sender, recipient), dated now; its links go through the
     click redirect where click_links says so."""
     recipient = smtp_address(subscriber.email)
-    msg = build_message(
+    sender = ctx.sender
+    envelope_from = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender
+    msg = Outgoing(
         track_clicks(ctx.settings, email, rendered),
-        mail_from=ctx.sender,
+        mail_from=sender,
         to_address=recipient,
         to_name=subscriber.first_name,
         message_id=email.message_id,
         unsubscribe_url=links(ctx.settings, subscriber, email.magnet_id)["unsubscribe_url"],
         date=ctx.now(),
+        sender=envelope_from,
+        recipient=recipient,
     )
-    sender = ctx.sender
-    envelope_from = sender.rpartition("<")[2].rstrip(">").strip() if "<" in sender else sender
     return msg, envelope_from, recipient

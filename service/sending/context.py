@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Protocol
 
 from flask import Flask
@@ -16,6 +15,7 @@ from ..content.published import InForce, Published
 from ..content.sequence import Sequence
 from ..core.clock import utcnow
 from ..core.settings import Settings, settings_of
+from .mime import Outgoing
 from .transport import SendResult, make_transport
 
 PUBLISHED = "leadmagnet.published"  # what each magnet has in force, kept on the app
@@ -27,7 +27,7 @@ class Transport(Protocol):
     transport.DeliveryError for a send that did not happen."""
 
     def send(
-        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+        self, msg: Outgoing, sender: str, recipient: str, step: str | None = None
     ) -> SendResult:
         """Send (or write) the message; `step` names it where the transport shows names."""
         ...

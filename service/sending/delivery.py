@@ -1,25 +1,28 @@
-"""Sending one scheduled email: claim, re-check, render, send, record, schedule the next."""
+"""Sending scheduled emails: claim (N at a time), re-check, render, send, record, schedule
+the next. Per email: one re-read of its row before the send and one record after it; the
+subscriber's status, the suppression list and EMAIL_MIN_GAP are checked once per batch."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from jinja2 import TemplateError
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import OperationalError
 
+from ..content.broadcast_body import BroadcastText, render_broadcast
 from ..content.published import NoContent
 from ..content.rendering import RenderedEmail
 from ..core import metrics
-from ..core.extensions import db, rowcount
+from ..core.extensions import db
 from ..core.logs import mask_addresses
 from ..core.models import (
     Broadcast,
-    BroadcastStatus,
     DeliveryAttempt,
     EmailStatus,
     Outcome,
@@ -31,11 +34,12 @@ from ..core.models import (
     SuppressionReason,
 )
 from . import send_rate, throttling
+from .batch_claims import claim_batch, extend, unclaim
 from .broadcasts import stop_if_refused
-from .compose import compose, render_broadcast_for, render_for
+from .compose import compose, context, render_for
 from .context import Context
 from .schedule import cancel_open, schedule_next
-from .spacing import held_until, hold
+from .spacing import held_until_each, hold
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult
 
@@ -49,188 +53,270 @@ RECORD_FOR = 600  # seconds
 RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
 RECORD_PAUSE_MAX = 1.0
 CLAIM_RAN_OUT = "claim ran out"  # a batch-claimed row left too long: not ours to send now
+Read = tuple[str, datetime | None]  # a row's status and lease, read just before its send
+Loaded = TypeVar("Loaded", ScheduledEmail, Subscriber, Broadcast)
 
 
 def claim(email_id: int, now: datetime, lease: float) -> bool:
-    """Take the row for this worker: a conditional UPDATE, so only one claimant wins, and a
-    broadcast's row only while the broadcast is sending (a pause stops the next claim)."""
-    sending = select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING)
-    result = db.session.execute(
-        update(ScheduledEmail)
-        .where(
-            ScheduledEmail.id == email_id,
-            or_(ScheduledEmail.broadcast_id.is_(None), ScheduledEmail.broadcast_id.in_(sending)),
-            or_(
-                and_(ScheduledEmail.status == EmailStatus.PENDING, ScheduledEmail.due_at <= now),
-                and_(
-                    ScheduledEmail.status == EmailStatus.SENDING, ScheduledEmail.lease_until < now
-                ),
-            ),
-        )
-        .values(
-            status=EmailStatus.SENDING,
-            lease_until=now + timedelta(seconds=lease),
-            attempts=ScheduledEmail.attempts + 1,
-            # The hand-off is consumed: from here the claim's lease (or a retry's due time)
-            # decides when a pass may hand the row again.
-            queued_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    # A durable commit: the SMTP send follows at once, and a claim lost in a database crash
-    # after it was acknowledged would let another worker send the same email meanwhile.
-    db.session.commit()
-    return rowcount(result) == 1
-
-
-def _wanted_status(email: ScheduledEmail) -> SubscriberStatus:
-    return SubscriberStatus.PENDING if email.purpose == Purpose.CONFIRM else SubscriberStatus.ACTIVE
-
-
-def _load(email_id: int) -> tuple[ScheduledEmail, Subscriber] | None:
-    """The email and its subscriber in one query (and its broadcast, if any, into the
-    session: rendering and pacing read it from there)."""
-    row = db.session.execute(
-        select(ScheduledEmail, Subscriber, Broadcast)
-        .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
-        .outerjoin(Broadcast, Broadcast.id == ScheduledEmail.broadcast_id)
-        .where(ScheduledEmail.id == email_id)
-    ).first()
-    return (row[0], row[1]) if row else None
-
-
-def still_wanted(ctx: Context, email: ScheduledEmail, subscriber: Subscriber) -> bool:
-    """One fresh read just before SMTP: still claimed by us, subscriber still in, the
-    address not suppressed (an unsubscribe or a webhook since the claim wins). A
-    confirmation goes to a suppressed address: it is the one way back after an opt-out."""
-    return why_unwanted(ctx, email, subscriber) is None
-
-
-def why_unwanted(
-    ctx: Context, email: ScheduledEmail, subscriber: Subscriber, held: datetime | None = None
-) -> str | None:
-    """still_wanted's read, saying why not (a broadcast row keeps it as its outcome). With
-    `held`, the lease of a batch claim: the row must still carry it, with half of it left,
-    or another worker may have claimed it since it ran out."""
-    hashes = address_hashes(ctx, subscriber.email)
-    suppressed = exists().where(Suppression.email_hash.in_(hashes))
-    row = db.session.execute(
-        select(ScheduledEmail.status, Subscriber.status, suppressed, ScheduledEmail.lease_until)
-        .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
-        .where(ScheduledEmail.id == email.id)
-    ).first()
-    if row is None:
-        return "erased"
-    if row[0] != EmailStatus.SENDING:
-        return f"no longer claimed ({row[0]})"
-    if held is not None and (
-        row[3] != held or held - ctx.now() < timedelta(seconds=ctx.settings.send_lease / 2)
-    ):
-        return CLAIM_RAN_OUT
-    if row[1] != _wanted_status(email):
-        return f"subscriber {row[1]}"
-    if row[2] and email.purpose != Purpose.CONFIRM:
-        return "address suppressed"
-    return None
+    """Take the row for this worker (batch_claims.claim_batch of one row)."""
+    return bool(claim_batch([email_id], now, lease)[0])
 
 
 def deliver(ctx: Context, email_id: int) -> Outcome:
     """Deliver one scheduled email if it is due and still wanted; return what happened.
     Rendered and followed by its next step from one content snapshot, the context's."""
     now = ctx.now()
-    if not claim(email_id, now, ctx.settings.send_lease):
+    claimed, held = claim_batch([email_id], now, ctx.settings.send_lease)
+    if not claimed:
         return Outcome.NOT_CLAIMED
-    return deliver_claimed(ctx, email_id, now)
+    return Claimed.check(ctx, claimed, held).send(email_id)
 
 
-def deliver_claimed(
-    ctx: Context, email_id: int, now: datetime, held: datetime | None = None
-) -> Outcome:
-    """deliver() after the claim: for a row this worker claimed alone, or in a batch with
-    the lease `held` (then sent only while that claim is still ours, see why_unwanted)."""
-    loaded = _load(email_id)
-    if loaded is None:  # erased since the claim
-        return _finish(None, EmailStatus.CANCELLED, Outcome.CANCELLED)
-    email, subscriber = loaded
+def deliver_claimed(ctx: Context, email_id: int, now: datetime, held: datetime) -> Outcome:
+    """deliver() after the claim: for a row claimed (alone or in a batch) with the lease
+    `held`, sent only while that claim is still ours with half of it left."""
+    return Claimed.check(ctx, [email_id], held).send(email_id)
+
+
+def _wanted_status(email: ScheduledEmail) -> SubscriberStatus:
+    return SubscriberStatus.PENDING if email.purpose == Purpose.CONFIRM else SubscriberStatus.ACTIVE
+
+
+@dataclass
+class Claimed:
+    """Rows this worker claimed together with one lease (`held`), checked as one: loaded
+    with their subscribers in one query, the suppression list read once, EMAIL_MIN_GAP
+    decided once under the subscribers' row locks. Every path that stops someone's mail
+    (unsubscribe, bounce, complaint, erasure) cancels or deletes their open rows, so the
+    re-read of each row just before its send (`_recheck`) catches what changed since."""
+
+    ctx: Context
+    held: datetime
+    ready: dict[int, tuple[ScheduledEmail, Subscriber]] = field(default_factory=dict)
+    settled: dict[int, Outcome] = field(default_factory=dict)  # done at the check
+    broadcasts: dict[int, Broadcast] = field(default_factory=dict)  # as the batch began
+    # A row's re-read, made in the previous row's record transaction (no query of its own).
+    fresh: dict[int, Read | None] = field(default_factory=dict)
+
+    @classmethod
+    def check(cls, ctx: Context, ids: list[int], held: datetime) -> Claimed:
+        batch = cls(ctx, held)
+        if not ids:
+            return batch
+        found = list(
+            db.session.execute(
+                select(ScheduledEmail, Subscriber, Broadcast)
+                .join(Subscriber, Subscriber.id == ScheduledEmail.subscriber_id)
+                .outerjoin(Broadcast, Broadcast.id == ScheduledEmail.broadcast_id)
+                .where(ScheduledEmail.id.in_(ids))
+            )
+        )
+        found.sort(key=lambda row: ids.index(row[0].id))  # sent in the order given
+        batch.settled = dict.fromkeys(ids, Outcome.CANCELLED)  # erased since the claim
+        suppressed = _suppressed(ctx, [row[1].email for row in found])
+        candidates: list[ScheduledEmail] = []
+        for email, subscriber, broadcast in found:
+            why = _why_not(email, subscriber, suppressed)
+            if why is not None:
+                batch.settled[email.id] = _close(
+                    email, EmailStatus.CANCELLED, Outcome.CANCELLED, why
+                )
+                continue
+            try:
+                ctx.for_magnet(email.magnet_id)  # EMAIL_MIN_GAP reads its magnet's content
+            except NoContent as exc:
+                batch.settled[email.id] = _unrenderable(email, exc)
+                continue
+            if broadcast is not None:
+                batch.broadcasts[broadcast.id] = broadcast
+            candidates.append(email)
+            batch.ready[email.id] = (email, subscriber)
+        batch._space(candidates)
+        # Kept as loaded: a commit would expire them, and reading them again costs a query.
+        for email, subscriber in batch.ready.values():
+            del batch.settled[email.id]
+            db.session.expunge(email)
+            db.session.expunge(subscriber)
+        for broadcast in batch.broadcasts.values():
+            db.session.expunge(broadcast)
+        db.session.commit()  # the holds and cancellations; the subscribers' locks end here
+        return batch
+
+    def _space(self, emails: list[ScheduledEmail]) -> None:
+        """EMAIL_MIN_GAP: give back (no attempt counted) what must wait for another email."""
+        for email_id, until in held_until_each(self.ctx, emails).items():
+            email = self.ready.pop(email_id)[0]
+            hold(email, until)
+            self.settled[email_id] = Outcome.SPACED
+
+    def __contains__(self, email_id: int) -> bool:
+        return email_id in self.ready
+
+    def left(self) -> set[int]:
+        return set(self.ready)
+
+    def keep(self, now: datetime) -> None:
+        """With less than half the lease left, extend it for the rows not yet sent (those
+        another worker has claimed since, or whose broadcast was paused, are dropped)."""
+        lease = self.ctx.settings.send_lease
+        if not self.ready or self.held - now >= timedelta(seconds=lease / 2):
+            return
+        kept, self.held = extend(list(self.ready), self.held, now, lease)
+        self.fresh.clear()  # read under the old lease
+        for email_id in set(self.ready) - kept:
+            del self.ready[email_id]
+            self.settled[email_id] = Outcome.NOT_CLAIMED
+
+    def give_back(self) -> None:
+        """Put back the rows not sent (the worker is stopping)."""
+        unclaim(set(self.ready), self.held)
+        self.ready.clear()
+
+    def send(self, email_id: int) -> Outcome:
+        """Render, re-check, send and record one row of the batch."""
+        if email_id not in self.ready:
+            return self.settled.get(email_id, Outcome.NOT_CLAIMED)
+        email, subscriber = self.ready.pop(email_id)
+        rendered: RenderedEmail | None
+        try:
+            ctx = self.ctx.for_magnet(email.magnet_id)  # its own magnet's content, one snapshot
+            broadcast = self.broadcasts.get(email.broadcast_id or 0)
+            if broadcast is not None:
+                text = BroadcastText(
+                    broadcast.subject, broadcast.body_md, broadcast.body_html, broadcast.body_txt
+                )
+                variables = context(ctx, subscriber, "broadcast")
+                rendered = render_broadcast(text, variables, ctx.content.templates)
+            else:
+                rendered = render_for(ctx, email, subscriber)
+        except (TemplateError, NoContent) as exc:  # the sandbox's SecurityError among them
+            outcome = _unrenderable(_attached(email), exc)
+            db.session.commit()
+            return outcome
+        if rendered is None:  # its step was removed from the sequence: move on to the next
+            schedule_next(ctx, subscriber, email.step_id, ctx.now())
+            return _finish(_attached(email), EmailStatus.CANCELLED, Outcome.SKIPPED)
+        msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+        paced = _wait_for_turn(ctx, email, broadcast)
+        read = self.fresh.pop(email_id, ()) if not paced else ()  # a wait makes it stale
+        unwanted = _recheck(ctx, email, self.held, read)
+        if unwanted == CLAIM_RAN_OUT:
+            return Outcome.NOT_CLAIMED  # the row stays as it is: its lease brings it back
+        if unwanted is not None:
+            return _finish(_attached(email), EmailStatus.CANCELLED, Outcome.CANCELLED, unwanted)
+        try:
+            result = ctx.transport.send(msg, sender, recipient, step=email.step_id)
+        except DeliveryError as exc:
+            outcome = _failed(ctx, _attached(email), _attached(subscriber), exc)
+            if broadcast is not None:  # a throttling reply changed its pace: read it again
+                self.broadcasts[broadcast.id] = fresh = _attached(broadcast)
+                db.session.expunge(fresh)
+            return outcome
+        peek = next(iter(self.ready), None)
+        sent, read = _sent(ctx, _about(email), result, subscriber, peek)
+        if peek is not None:
+            self.fresh[peek] = read
+        return sent
+
+
+def _attached(obj: Loaded) -> Loaded:
+    """A row of the batch back in the session, read again (the rarer paths change it)."""
+    return db.session.get_one(type(obj), obj.id)
+
+
+def _suppressed(ctx: Context, addresses: list[str]) -> set[str]:
+    """Which of these addresses are on the suppression list, in one query."""
+    hashes = {digest: address for address in addresses for digest in address_hashes(ctx, address)}
+    if not hashes:
+        return set()
+    found = db.session.scalars(
+        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes)))
+    )
+    return {hashes[digest] for digest in found}
+
+
+def _why_not(email: ScheduledEmail, subscriber: Subscriber, suppressed: set[str]) -> str | None:
+    """Why a claimed row must not go (a broadcast row keeps it as its outcome). A
+    confirmation goes to a suppressed address: it is the one way back after an opt-out."""
     if subscriber.status != _wanted_status(email):
-        why = f"subscriber {subscriber.status}"
-        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED, why)
-    rendered: RenderedEmail | None
-    try:
-        ctx = ctx.for_magnet(email.magnet_id)  # its own magnet's content, one snapshot
-        until = held_until(ctx, email)  # EMAIL_MIN_GAP: another magnet's email just left
-        if until is not None:
-            return _spaced(email, until)
-        if email.broadcast_id is not None:
-            rendered = render_broadcast_for(ctx, email, subscriber)
-        else:
-            rendered = render_for(ctx, email, subscriber)
-    except (TemplateError, NoContent) as exc:  # the sandbox's SecurityError among them
-        return _unrenderable(email, exc)
-    if rendered is None:  # its step was removed from the sequence: move on to the next
-        schedule_next(ctx, subscriber, email.step_id, now)
-        return _finish(email, EmailStatus.CANCELLED, Outcome.SKIPPED)
-    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-    _wait_for_turn(ctx, email)
-    unwanted = why_unwanted(ctx, email, subscriber, held)
-    if unwanted == CLAIM_RAN_OUT:
-        db.session.rollback()  # the row stays as it is: its lease brings it back
-        return Outcome.NOT_CLAIMED
-    if unwanted is not None:
-        return _finish(email, EmailStatus.CANCELLED, Outcome.CANCELLED, unwanted)
-    # Read now what recording the send needs: after this commit the objects are expired, and
-    # reloading them once the server has the message could fail on a lost connection.
-    about = _about(email)
-    db.session.commit()  # no transaction held open across the network call
-    try:
-        result = ctx.transport.send(msg, sender, recipient, step=email.step_id)
-    except DeliveryError as exc:
-        return _failed(ctx, email, subscriber, exc)
-    return _sent(ctx, about, result)
+        return f"subscriber {subscriber.status}"
+    if subscriber.email in suppressed and email.purpose != Purpose.CONFIRM:
+        return "address suppressed"
+    return None
 
 
-def _spaced(email: ScheduledEmail, until: datetime) -> Outcome:
-    """EMAIL_MIN_GAP: give the claim back, due again at `until`, no attempt counted."""
-    hold(email, until)
-    db.session.commit()
-    return Outcome.SPACED
+def _read(email_id: int) -> Read | None:
+    row = db.session.execute(
+        select(ScheduledEmail.status, ScheduledEmail.lease_until).where(
+            ScheduledEmail.id == email_id
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _recheck(
+    ctx: Context, email: ScheduledEmail, held: datetime, read: tuple | None = ()
+) -> str | None:
+    """One fresh read just before SMTP (`read`, when the previous row's record made it,
+    with nothing but rendering since): the row still claimed by us with half the lease left
+    (or another worker may claim it once it runs out), not cancelled since the batch was
+    checked (an unsubscribe or a webhook since then wins), not erased."""
+    if read == ():
+        read = _read(email.id)
+        db.session.commit()  # read-only: no transaction held open across the network call
+    row = read
+    if row is None:
+        return "erased"
+    if row[0] != EmailStatus.SENDING:
+        return f"no longer claimed ({row[0]})"
+    if row[1] != held or held - ctx.now() < timedelta(seconds=ctx.settings.send_lease / 2):
+        return CLAIM_RAN_OUT
+    return None
 
 
 def _unrenderable(email: ScheduledEmail, exc: Exception) -> Outcome:
     """A template that cannot render (or a magnet without content) fails that email, not
-    the worker: it would fail the same way on every try."""
+    the worker: it would fail the same way on every try. The caller commits."""
     email.last_error = f"cannot render: {type(exc).__name__}: {exc}"[:2000]
     log.error("email %s cannot be rendered: %s", email.id, email.last_error, extra=_about(email))
     metrics.send_failed(Outcome.FAILED)
-    return _finish(email, EmailStatus.FAILED, Outcome.FAILED)
+    return _close(email, EmailStatus.FAILED, Outcome.FAILED)
+
+
+def _close(
+    email: ScheduledEmail, status: EmailStatus, outcome: Outcome, why: str | None = None
+) -> Outcome:
+    """The row's end, in the caller's transaction."""
+    email.status = status
+    email.lease_until = None
+    if why is not None:
+        email.last_error = why  # a skipped row says why it was skipped
+    return outcome
 
 
 def _finish(
-    email: ScheduledEmail | None, status: EmailStatus, outcome: Outcome, why: str | None = None
+    email: ScheduledEmail, status: EmailStatus, outcome: Outcome, why: str | None = None
 ) -> Outcome:
-    if email is not None:
-        email.status = status
-        email.lease_until = None
-        if why is not None:
-            email.last_error = why  # a skipped row says why it was skipped
+    _close(email, status, outcome, why)
     db.session.commit()
     return outcome
 
 
-def _wait_for_turn(ctx: Context, email: ScheduledEmail) -> None:
+def _wait_for_turn(ctx: Context, email: ScheduledEmail, broadcast: Broadcast | None) -> bool:
     """Pace the send: SEND_RATE for every email, a broadcast's own (or throttled) rate for
-    its rows. No transaction stays open while waiting."""
+    its rows; whether it was paced. No transaction stays open while waiting."""
     limits: dict[str, float] = {}
     if ctx.settings.send_rate is not None:
         limits[send_rate.ALL_MAIL] = ctx.settings.send_rate
-    if email.broadcast_id is not None:
-        broadcast = db.session.get_one(Broadcast, email.broadcast_id)
+    if email.broadcast_id is not None and broadcast is not None:
         own = throttling.current_rate(broadcast, None)
         if own is not None:
             limits[f"broadcast:{email.broadcast_id}"] = own
-    if limits:
-        db.session.commit()
-        send_rate.wait_for_turn(send_rate.bucket_for(ctx.settings.redis_url), limits)
+    if not limits:
+        return False
+    db.session.commit()
+    send_rate.wait_for_turn(send_rate.bucket_for(ctx.settings.redis_url), limits)
+    return True
 
 
 class About(TypedDict):
@@ -240,6 +326,7 @@ class About(TypedDict):
     email_id: int
     step: str
     message_id: str
+    purpose: str  # not a log field (logs.FIELDS leaves it out): recording needs it
 
 
 def _about(email: ScheduledEmail) -> About:
@@ -248,6 +335,7 @@ def _about(email: ScheduledEmail) -> About:
         "email_id": email.id,
         "step": email.step_id,
         "message_id": email.message_id,
+        "purpose": email.purpose,
     }
 
 
@@ -266,7 +354,9 @@ def _log(
     )
 
 
-def _sent(ctx: Context, about: About, result: SendResult) -> Outcome:
+def _sent(
+    ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
+) -> tuple[Outcome, Read | None]:
     """Record an accepted send. The server has the message now: if the database connection
     drops or the database is unreachable, keep trying on fresh connections rather than
     leave the row to be sent again when its lease runs out."""
@@ -274,7 +364,7 @@ def _sent(ctx: Context, about: About, result: SendResult) -> Outcome:
     pause = RECORD_PAUSE
     while True:
         try:
-            return _record_sent(ctx, about, result)
+            return _record_sent(ctx, about, result, subscriber, peek)
         except OperationalError as exc:
             db.session.rollback()
             if time.monotonic() + pause > give_up:
@@ -291,22 +381,71 @@ def _sent(ctx: Context, about: About, result: SendResult) -> Outcome:
             pause = min(pause * 2, RECORD_PAUSE_MAX)
 
 
-def _record_sent(ctx: Context, about: About, result: SendResult) -> Outcome:
+def _record_sent(
+    ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
+) -> tuple[Outcome, Read | None]:
+    """Record the send (and its next step) in one transaction, with the re-read of the
+    batch's next row `peek` riding along; one commit, per sent row, before the next send."""
     now = ctx.now()
-    email = db.session.get_one(ScheduledEmail, about["email_id"])  # we hold its claim
-    if email.status != EmailStatus.SENT:  # else an earlier try's commit landed, its answer lost
-        email.status = EmailStatus.SENT
-        email.sent_at = now
-        email.lease_until = None
-        email.last_error = None
-        _log(email, Outcome.SENT, result.code, result.reply, now)
-        if email.purpose == Purpose.DRIP:
-            subscriber = db.session.get_one(Subscriber, about["subscriber_id"])
-            schedule_next(ctx, subscriber, email.step_id, now)
+    recorded, read = _record(about, result, now, peek)
+    if recorded and about["purpose"] == Purpose.DRIP:
+        schedule_next(ctx, subscriber, about["step"], now)
+    if peek is not None and read == ():
+        read = _read(peek)
     db.session.commit()
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
-    return Outcome.SENT
+    return Outcome.SENT, read or None
+
+
+def _record(
+    about: About, result: SendResult, now: datetime, peek: int | None
+) -> tuple[bool, Read | tuple[()] | None]:
+    """The row marked sent and the attempt logged; False if an earlier try's commit landed
+    and only its answer was lost. One statement on PostgreSQL, which also re-reads `peek`
+    (else `()`: not read) and makes this transaction's commit not wait for the disk: a
+    durable commit costs more here than the whole rest of a send. A worker crash loses
+    nothing (the server has the commit); a database crash can lose the last sent-records
+    (3 x wal_writer_delay), whose rows go again: the after-accept window of the README's
+    Reliability section. The claim before the send stays durable."""
+    sent = (
+        update(ScheduledEmail)
+        .where(ScheduledEmail.id == about["email_id"], ScheduledEmail.status != EmailStatus.SENT)
+        .values(status=EmailStatus.SENT, sent_at=now, lease_until=None, last_error=None)
+        .returning(ScheduledEmail.id)
+    )
+    attempt = {
+        "message_id": about["message_id"],
+        "outcome": Outcome.SENT,
+        "smtp_code": result.code,
+        "smtp_reply": result.reply[:2000],
+        "created_at": now,
+    }
+    if db.session.get_bind().dialect.name != "postgresql":
+        if db.session.execute(sent.execution_options(synchronize_session=False)).first() is None:
+            return False, ()
+        db.session.execute(insert(DeliveryAttempt).values(email_id=about["email_id"], **attempt))
+        return True, ()
+    done = sent.cte("sent")
+    values = [done.c.id, *(literal(value) for value in attempt.values())]
+    of_peek = ScheduledEmail.id == (peek or 0)
+    logged = db.session.execute(
+        insert(DeliveryAttempt)
+        .from_select(
+            ["email_id", *attempt],
+            select(*values).where(func.set_config("synchronous_commit", "off", True) == "off"),
+        )
+        .returning(
+            DeliveryAttempt.id,
+            select(ScheduledEmail.status).where(of_peek).scalar_subquery(),
+            select(ScheduledEmail.lease_until).where(of_peek).scalar_subquery(),
+        )
+    ).first()
+    if logged is None:
+        return False, ()
+    if peek is None:
+        return True, None
+    return True, ((logged[1], logged[2]) if logged[1] is not None else None)
 
 
 def _first_try(email: ScheduledEmail, now: datetime) -> datetime:

@@ -13,9 +13,9 @@ from ..core.extensions import db
 from ..core.models import Broadcast, EmailStatus, Outcome, ScheduledEmail
 from ..core.settings import Settings
 from . import broadcasts, throttling
-from .batch_claims import CLAIM_BATCH, broadcast_rows, claim_batch, unclaim
+from .batch_claims import CLAIM_BATCH, claim_batch
 from .context import Context
-from .delivery import deliver, deliver_claimed
+from .delivery import Claimed
 from .publish import sync_file
 
 log = logging.getLogger(__name__)
@@ -103,39 +103,36 @@ def renew(ids: list[int], now: datetime) -> None:
 
 
 def deliver_batch(ctx: Context, ids: list[int], stopping: Callable[[], bool]) -> int:
-    """Deliver a handed-off batch in turn, renewing the hand-off of the rest every half lease,
-    so a slow worker keeps its rows; stopping, hand the rest back. Returns how many went.
-    Broadcast rows are claimed CLAIM_BATCH at a time (batch_claims), others one by one."""
+    """Deliver a handed-off batch in turn, claimed CLAIM_BATCH rows at a time, renewing the
+    hand-off of the rest every half lease, so a slow worker keeps its rows; stopping, hand
+    the rest back. Returns how many went."""
     sent = 0
     renewed: datetime | None = None
-    batched = broadcast_rows(ids)
-    tried: set[int] = set()  # broadcast rows whose claim was attempted
-    claimed: set[int] = set()  # claimed in a batch and not yet delivered
-    held: datetime | None = None
+    claimed: Claimed | None = None
+    broadcast_rows = False
     for done, email_id in enumerate(ids):
         if stopping():
-            unclaim(claimed, held)
+            if claimed is not None:
+                claimed.give_back()
             release(ids[done:])  # now, rather than when the hand-off runs out
             break
         now = ctx.now()
         if renewed is None or now - renewed > hand_off_lease(ctx.settings) / 2:
             renew(ids[done:], now)
             renewed = now
-        if email_id not in batched:
-            sent += deliver(ctx, email_id) == Outcome.SENT
-            continue
-        if email_id not in tried:
-            chunk = [i for i in ids[done:] if i in batched and i not in tried][:CLAIM_BATCH]
-            tried.update(chunk)
-            unclaim(claimed, held)  # none left, unless a batch was cut short
+        if done % CLAIM_BATCH == 0:
+            if claimed is not None:
+                claimed.give_back()  # none left, unless a row's lease could not be kept
+            chunk = ids[done : done + CLAIM_BATCH]
             got, held = claim_batch(chunk, now, ctx.settings.send_lease)
-            claimed = set(got)
-        if email_id in claimed:
-            claimed.discard(email_id)
-            sent += deliver_claimed(ctx, email_id, ctx.now(), held) == Outcome.SENT
-    if batched:
-        unclaim(claimed, held)  # none, unless the loop stopped early
-        # The last batch of a broadcast marks it finished at once, not at the next pass.
+            claimed = Claimed.check(ctx, got, held)
+            broadcast_rows = broadcast_rows or bool(claimed.broadcasts)
+        if claimed is not None and email_id in claimed:
+            claimed.keep(now)
+            sent += claimed.send(email_id) == Outcome.SENT
+    if claimed is not None:
+        claimed.give_back()  # none, unless the loop stopped early
+    if broadcast_rows:  # the last batch of a broadcast marks it finished at once
         broadcasts.finish_done(ctx.now())
     return sent
 

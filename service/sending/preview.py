@@ -13,7 +13,6 @@ from .compose import compose, render_broadcast_text, render_for
 from .context import Context
 from .message import new_message_id
 from .sequence_check import sample_subscriber
-from .transport import serialize
 
 CONFIRM = "confirm"  # the double opt-in email: no step of the sequence, but previewable
 UNKNOWN_STEP = 2  # exit code, as click uses for a usage error
@@ -42,8 +41,8 @@ def render_preview(ctx: Context, name: str) -> Preview:
     rendered = render_for(ctx, email, subscriber)
     if rendered is None:
         raise KeyError(name)
-    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-    return Preview(name, rendered, serialize(msg, sender, recipient, ctx.settings.dkim))
+    msg = compose(ctx, email, subscriber, rendered)[0]
+    return Preview(name, rendered, msg.as_bytes(ctx.settings.dkim))
 
 
 def run(ctx: Context, step: str | None, folder: Path | None, echo: Callable[..., None]) -> int:
@@ -80,5 +79,5 @@ def render_broadcast_preview(ctx: Context, text: BroadcastText) -> Preview:
     subscriber = sample_subscriber()
     email = ScheduledEmail(purpose=Purpose.BROADCAST, message_id=new_message_id(ctx.sender))
     rendered = render_broadcast_text(ctx, text, subscriber)
-    msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-    return Preview("broadcast", rendered, serialize(msg, sender, recipient, ctx.settings.dkim))
+    msg = compose(ctx, email, subscriber, rendered)[0]
+    return Preview("broadcast", rendered, msg.as_bytes(ctx.settings.dkim))

@@ -12,15 +12,13 @@ import ssl
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 
 from ..core.clock import utcnow
 from ..core.dkim_key import DkimKey
 from ..core.file_modes import PRIVATE_FILE, PRIVATE_FOLDER
 from ..core.settings import EmailUrl
-from . import dkim
+from .mime import Outgoing
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30
@@ -56,16 +54,16 @@ class FileTransport:
         self.dkim_key = dkim_key
 
     def send(
-        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+        self, msg: Outgoing, sender: str, recipient: str, step: str | None = None
     ) -> SendResult:
         # Every subscriber's address and unsubscribe link: for the service's user alone.
         self.folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
-        name = outbox_name(msg["Message-ID"], step, utcnow())
+        name = outbox_name(msg.message_id, step, utcnow())
         target = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(serialize(msg, sender, recipient, self.dkim_key))
+            handle.write(msg.as_bytes(self.dkim_key))
         os.replace(partial, target)
         return SendResult(250, f"written to {target}")
 
@@ -86,10 +84,10 @@ class SmtpTransport:
         self._lock = threading.Lock()
 
     def send(
-        self, msg: EmailMessage, sender: str, recipient: str, step: str | None = None
+        self, msg: Outgoing, sender: str, recipient: str, step: str | None = None
     ) -> SendResult:
         utf8 = not (sender.isascii() and recipient.isascii())
-        data = serialize(msg, sender, recipient, self.dkim_key)
+        data = msg.as_bytes(self.dkim_key)
         with self._lock:
             try:
                 return self._send_once(data, sender, recipient, utf8, retry_stale=True)
@@ -146,15 +144,6 @@ def make_transport(url: EmailUrl, dkim_key: DkimKey | None = None) -> FileTransp
     if url.path is not None:  # file://
         return FileTransport(url.path, dkim_key)
     return SmtpTransport(url, dkim_key=dkim_key)
-
-
-def serialize(
-    msg: EmailMessage, sender: str, recipient: str, dkim_key: DkimKey | None = None
-) -> bytes:
-    """The bytes that go on the wire (or into the outbox), DKIM-signed when a key is set:
-    signing these exact bytes is what makes the signature verify at the receiver."""
-    data = msg.as_bytes(policy=_policy_for(sender, recipient))
-    return dkim.sign(data, dkim_key) if dkim_key else data
 
 
 def probe(url: EmailUrl, timeout: float) -> None:
@@ -225,16 +214,6 @@ def _classify(code: int, reply: bytes | str, stage: str) -> DeliveryError:
     if stage == "rcpt" or (stage == "data" and MAILBOX_STATUS.match(raw)):
         return DeliveryError(DeliveryError.BOUNCE, code, text)
     return DeliveryError(DeliveryError.REJECTED, code, text)
-
-
-# CRLF line ends (the default policy's bare LFs break strict servers), and headers kept on
-# one line up to RFC 5322's 998 characters: some clients mishandle a folded List-Unsubscribe.
-SMTP_POLICY = policy.SMTP.clone(max_line_length=998)
-SMTPUTF8_POLICY = policy.SMTPUTF8.clone(max_line_length=998)
-
-
-def _policy_for(sender: str, recipient: str) -> policy.Policy:
-    return SMTP_POLICY if sender.isascii() and recipient.isascii() else SMTPUTF8_POLICY
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,7 +28,6 @@ from service.sending.compose import compose, context, render_for
 from service.sending.context import for_app
 from service.sending.message import new_message_id
 from service.sending.sequence_check import sample_subscriber
-from service.sending.transport import serialize
 from tests.conftest import PUBLIC_URL
 from tests.helpers import parts
 
@@ -87,8 +86,7 @@ def send_sample(app: Flask, step_id: str, purpose: str, first_name: str | None =
         )
         rendered = render_for(ctx, email, subscriber)
         assert rendered is not None
-        msg, sender, recipient = compose(ctx, email, subscriber, rendered)
-        data = serialize(msg, sender, recipient)
+        data = compose(ctx, email, subscriber, rendered)[0].as_bytes()
     parsed: EmailMessage = message_from_bytes(data, policy=policy.default)  # type: ignore[assignment]
     return rendered, data, parsed
 

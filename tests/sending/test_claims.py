@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 from service.core.extensions import db
 from service.core.models import ScheduledEmail
 from service.sending.context import for_app
-from service.sending.delivery import claim
+from service.sending.delivery import claim, deliver
 from service.sending.dispatch import claim_due, deliver_batch
 from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup
@@ -97,3 +97,34 @@ def test_a_claim_is_durable_before_the_send(tmp_path, pg_database):
         finally:
             event.remove(db.engine, "commit", at_commit)
     assert seen == ["on"]
+
+
+@pytest.mark.postgres
+def test_only_the_sent_record_skips_the_wait_for_the_disk(tmp_path, pg_database):
+    """The record of an accepted send commits without waiting for the disk (README,
+    delivery guarantees); the signup with its consent, the claim and the checks do wait."""
+    app = make_app(
+        {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": pg_database,
+            "SECRET_KEY": SECRET,
+            "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
+            "RATELIMIT_ENABLED": "false",
+        }
+    )
+    seen: list[str] = []
+
+    def at_commit(conn) -> None:
+        seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+    with app.app_context():
+        event.listen(db.engine, "commit", at_commit)
+        try:
+            [email_id] = signups(app, 1)
+            signed_up = len(seen)
+            assert deliver(for_app(app), email_id) == "sent"
+        finally:
+            event.remove(db.engine, "commit", at_commit)
+    assert signed_up >= 1 and set(seen[:signed_up]) == {"on"}
+    assert seen[signed_up:-1] and set(seen[signed_up:-1]) == {"on"}, "claim and checks"
+    assert seen[-1] == "off", "the sent-record"

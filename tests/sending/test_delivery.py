@@ -238,3 +238,43 @@ def test_a_send_renders_and_schedules_from_one_content_version(env, tmp_path):
         assert follow_up.due_at - sent_at == timedelta(days=2)  # the snapshot's delay
         # The edit was read by the next context: it is the file that changed, not the test.
         assert for_app(app).content.step("knees-over-toes").delay == timedelta(days=5)
+
+
+class UnsubscribingTransport:
+    """Sends as the embedded default does; while the first message goes, the person the
+    batch's next row is for unsubscribes (their row is claimed, not yet re-read)."""
+
+    def __init__(self, inner, app, next_subscriber: int) -> None:
+        self.inner, self.app, self.next_subscriber = inner, app, next_subscriber
+        self.sent: list[str] = []
+
+    def send(self, msg, sender, recipient, step=None):
+        if not self.sent:
+            from service.people.consent import RequestMeta
+            from service.people.unsubscribe import unsubscribe
+
+            with self.app.test_request_context():  # a request of its own: its own session
+                meta = RequestMeta("test", None, None, None)
+                unsubscribe(for_app(self.app), self.next_subscriber, meta)
+        self.sent.append(recipient)
+        return self.inner.send(msg, sender, recipient, step)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_an_unsubscribe_while_the_batch_sends_stops_that_persons_row(app, client):
+    """Rows claimed together are re-read one by one before each send: someone who
+    unsubscribes while the row before theirs goes gets nothing."""
+    from service.sending.dispatch import claim_due, deliver_batch
+
+    for n in range(3):
+        api_signup(client, f"batch{n}@example.com")
+    with app.app_context():
+        ctx = for_app(app)
+        ids = claim_due(ctx, ctx.now())
+        second = db.session.get_one(ScheduledEmail, ids[1]).subscriber_id
+        transport = UnsubscribingTransport(ctx.transport, app, second)
+        assert deliver_batch(replace(ctx, transport=transport), ids, lambda: False) == 2
+        assert transport.sent == ["batch0@example.com", "batch2@example.com"]
+        assert db.session.get_one(ScheduledEmail, ids[1]).status == EmailStatus.CANCELLED

@@ -1,5 +1,6 @@
-"""The MIME writer: what build_message() + serialize() give, parsed back the same, and no
-visitor input ever makes a header line, a MIME part or a line break of its own."""
+"""The MIME writer: what EmailMessage gave (tests/sending/reference_message.py), parsed back
+the same, and no visitor input ever makes a header line, a MIME part or a line break of its
+own. The messages are the send path's own: compose() for every step and the confirmation."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from service.content.sequence import load_sequence
 from service.core.dkim_key import DkimKey
 from service.core.models import Purpose, ScheduledEmail, Subscriber
 from service.core.settings import DEFAULT_SEQUENCE_FILE
-from service.sending.compose import compose, links, render_for, smtp_address
+from service.sending.compose import compose, render_for, smtp_address
 from service.sending.context import for_app
 from service.sending.message import new_message_id, one_line
-from service.sending.mime import message_bytes, serialize_message
-from service.sending.transport import serialize
+from service.sending.mime import Outgoing, message_bytes
+from tests.sending.reference_message import build_message, serialize
 from tests.sending.test_dkim import DOMAIN, SELECTOR, dns_for, openssl
 
 SEQUENCE = load_sequence(DEFAULT_SEQUENCE_FILE, DEFAULT_SEQUENCE_FILE.parent)
@@ -82,8 +83,10 @@ NAMES = (
 )
 
 
-def sample(app: Flask, step_id: str, purpose: str, name: str | None, email: str):
-    """The rendered email and the arguments compose() passes to build_message()."""
+def sample(
+    app: Flask, step_id: str, purpose: str, name: str | None, email: str
+) -> tuple[RenderedEmail, bytes, Outgoing]:
+    """The email as compose() makes it for the transport, and EmailMessage's bytes of it."""
     with app.app_context():
         ctx = replace(for_app(app), clock=lambda: NOW)
         subscriber = Subscriber(
@@ -95,18 +98,17 @@ def sample(app: Flask, step_id: str, purpose: str, name: str | None, email: str)
         rendered = render_for(ctx, scheduled, subscriber)
         assert rendered is not None
         msg, sender, recipient = compose(ctx, scheduled, subscriber, rendered)
-        old = serialize(msg, sender, recipient)
-        args = {
-            "mail_from": ctx.sender,
-            "to_address": smtp_address(email),
-            "to_name": name,
-            "message_id": scheduled.message_id,
-            "unsubscribe_url": links(ctx.settings, subscriber)["unsubscribe_url"],
-            "date": NOW,
-            "sender": sender,
-            "recipient": recipient,
-        }
-    return rendered, old, args
+    assert (msg.sender, msg.recipient, msg.date) == (sender, recipient, NOW)
+    reference = build_message(
+        msg.rendered,
+        mail_from=msg.mail_from,
+        to_address=msg.to_address,
+        to_name=msg.to_name,
+        message_id=msg.message_id,
+        unsubscribe_url=msg.unsubscribe_url,
+        date=msg.date,
+    )
+    return msg.rendered, serialize(reference, sender, recipient), msg
 
 
 NOW = datetime(2026, 11, 30, 9, 5, 7, tzinfo=UTC)
@@ -188,8 +190,8 @@ def well_formed(data: bytes) -> None:
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 @pytest.mark.parametrize(("step_id", "purpose"), CASES, ids=IDS)
 def test_the_writer_says_what_email_message_says(render_app, step_id, purpose, name):
-    rendered, old, args = sample(render_app, step_id, purpose, name or None, "sam@example.com")
-    new = serialize_message(rendered, **args)
+    rendered, old, msg = sample(render_app, step_id, purpose, name or None, "sam@example.com")
+    new = msg.as_bytes()
     same_message(old, new, rendered, name)
     well_formed(new)
 
@@ -198,8 +200,8 @@ def test_the_writer_says_what_email_message_says(render_app, step_id, purpose, n
 @given(name=NAMES)
 def test_for_any_name_the_writer_says_what_email_message_says(render_app, name):
     for step_id, purpose in CASES:
-        rendered, old, args = sample(render_app, step_id, purpose, name, "sam@example.com")
-        new = serialize_message(rendered, **args)
+        rendered, old, msg = sample(render_app, step_id, purpose, name, "sam@example.com")
+        new = msg.as_bytes()
         same_message(old, new, rendered, name)
         well_formed(new)
 
@@ -207,8 +209,8 @@ def test_for_any_name_the_writer_says_what_email_message_says(render_app, name):
 @pytest.mark.parametrize("email", ["zoë@example.com", "sam@exämple.com", "björk.ö@bücher.de"])
 @pytest.mark.parametrize("name", ["Zoë", 'O\'Neil "the coach"', "=?utf-8?q?=0A?="])
 def test_an_international_address_goes_out_as_smtputf8_does(render_app, email, name):
-    rendered, old, args = sample(render_app, "guide", Purpose.DRIP, name, email)
-    new = serialize_message(rendered, **args)
+    rendered, old, msg = sample(render_app, "guide", Purpose.DRIP, name, email)
+    new = msg.as_bytes()
     same_message(old, new, rendered, name)
     well_formed(new)
     utf8 = not smtp_address(email).isascii()
@@ -336,8 +338,8 @@ def dkim_key() -> tuple[DkimKey, bytes]:
 )
 def test_dkim_verifies_over_the_written_bytes(render_app, dkim_key, name, email):
     key, record = dkim_key
-    rendered, _, args = sample(render_app, "guide", Purpose.DRIP, name, email)
-    data = serialize_message(rendered, **args, dkim_key=key)
+    msg = sample(render_app, "guide", Purpose.DRIP, name, email)[2]
+    data = msg.as_bytes(key)
     assert data.startswith(b"DKIM-Signature: ")
     assert dkim.verify(data, dnsfunc=dns_for(record))
     tampered = re.sub(rb"(?m)^Subject: [^\r\n]*", b"Subject: You won a prize", data, count=1)
@@ -346,12 +348,12 @@ def test_dkim_verifies_over_the_written_bytes(render_app, dkim_key, name, email)
 
 def test_an_smtp_server_takes_the_bytes_as_they_are(render_app, smtpd):
     """aiosmtpd refuses bare line feeds and over-long lines: it takes these whole."""
-    rendered, old, args = sample(render_app, "guide", Purpose.DRIP, "Zoë " * 30, "zoë@example.com")
-    data = serialize_message(rendered, **args)
+    rendered, old, msg = sample(render_app, "guide", Purpose.DRIP, "Zoë " * 30, "zoë@example.com")
+    data = msg.as_bytes()
     with smtplib.SMTP("127.0.0.1", smtpd.port) as conn:
-        conn.sendmail(args["sender"], [args["recipient"]], data, mail_options=["SMTPUTF8"])
+        conn.sendmail(msg.sender, [msg.recipient], data, mail_options=["SMTPUTF8"])
     [received] = smtpd.received
-    same_message(old, received.data, rendered, args["to_name"])
+    same_message(old, received.data, rendered, msg.to_name)
 
 
 def test_each_message_has_a_boundary_of_its_own():
