@@ -1,5 +1,6 @@
-"""bench/signup: POST /api/subscribe on PostgreSQL + Redis under gunicorn, against a
-validate-only endpoint and a bare GET served by the same gunicorn, in alternating rounds.
+"""bench/signup: POST /api/subscribe on PostgreSQL + Redis under gunicorn as production runs
+it (the Dockerfile's CMD: workers and threads), against a validate-only endpoint and a bare
+GET served by the same gunicorn, in alternating rounds.
 Any answer other than 2xx, or a socket error, is printed and fails the run: a rate of
 refusals is no rate. Redis is a database leased to this run, emptied before and after.
 
@@ -16,6 +17,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from bench.apps import production_gunicorn
 from bench.common import (
     SECRET_KEY,
     create_scratch_database,
@@ -43,9 +45,7 @@ def wrk(url: str, script: Path | None = None, path_arg: str | None = None) -> di
     p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
     refused = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
+    sockets = SOCKET_ERRORS.search(out)
     return {
         "rps": rps,
         "p50": p50,
@@ -77,19 +77,10 @@ def run(redis_url: str) -> None:
         [str(bin_dir / "leadmagnet"), "db", "upgrade"], env=env, check=True, capture_output=True
     )
     port = free_port()
-    # One log line per signup: to a file, not between the figures.
+    # A log line or two per request (access log, signup): to a file, not between the figures.
     server_log = open(Path(env["INSTANCE_PATH"]) / "gunicorn.log", "wb")  # noqa: SIM115
     server = subprocess.Popen(
-        [
-            str(bin_dir / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "bench.apps:create_app()",
-        ],
+        production_gunicorn(str(bin_dir / "gunicorn"), port, "bench.apps:create_app()"),
         env=env,
         cwd=HERE.parent,
         stdout=server_log,
@@ -99,7 +90,10 @@ def run(redis_url: str) -> None:
     try:
         wait_for_port(port)
         urllib.request.urlopen(base + "/_bench/bare", timeout=10)
-        header("bench/signup (gunicorn sync, 2 workers; wrk -t2 -c16 on loopback)")
+        header(
+            "bench/signup (gunicorn as the Dockerfile runs it: 2 workers x 4 threads; "
+            "wrk -t2 -c16 on loopback)"
+        )
         results: dict[str, list[dict]] = {"signup": [], "validate": [], "bare": []}
         script = HERE / "unique_signup.lua"
         for _ in range(ROUNDS):  # interleaved, so noise hits all three alike

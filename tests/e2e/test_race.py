@@ -17,10 +17,10 @@ from sqlalchemy import insert, select
 
 from service import create_app
 from service.core.broker import DISPATCH, celery_config, nudge
-from service.core.nudge_list import NUDGES
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import DeliveryAttempt, ScheduledEmail, Subscriber
+from service.core.nudge_list import NUDGES
 from service.core.settings import settings_of as app_settings
 from service.sending.message import new_message_id
 from tests.conftest import SECRET, make_app
@@ -74,8 +74,16 @@ def broker_idle(url: str) -> bool:
     """No nudge and no task waiting and none taken but unfinished: with late acks, a task
     leaves `unacked` only once it has run, so every send it made has arrived by then."""
     queue = redis.Redis.from_url(url)
-    waiting = queue.llen(NUDGES) + queue.llen("celery") + queue.hlen("unacked")
-    return waiting == 0
+
+    def waiting() -> int:
+        return queue.llen(NUDGES) + queue.llen("celery") + queue.hlen("unacked")
+
+    # Twice: the worker's nudge consumer takes ids from one list before it publishes them
+    # to the other.
+    if waiting():
+        return False
+    time.sleep(0.1)
+    return waiting() == 0
 
 
 def nudge_from_each_producer(settings: dict[str, str], ids: list[int]) -> None:
