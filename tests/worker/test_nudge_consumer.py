@@ -69,3 +69,10 @@ def test_a_redis_failure_is_survived(redis_db: str, monkeypatch: pytest.MonkeyPa
     consumer = NudgeConsumer(producer(redis_db), redis_db)
     assert consumed(consumer, redis_db, 1) == [[7]]
     assert failures == [1]
+
+
+def test_the_pool_counts_as_busy_while_a_task_waits_in_the_queue(redis_db: str):
+    consumer = NudgeConsumer(producer(redis_db), redis_db)
+    assert not consumer.pool_busy()
+    producer(redis_db).send_task(DELIVER_BATCH, args=[[1]])
+    assert consumer.pool_busy()
