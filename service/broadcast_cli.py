@@ -15,7 +15,7 @@ from .core.extensions import db
 from .core.models import Broadcast
 from .core.rates import describe
 from .insights.broadcast_figures import figures
-from .sending import broadcasts
+from .sending import broadcast_gap, broadcast_window, broadcasts
 from .sending.broadcast_audience import FINISHED, TOOK, Audience, size
 from .sending.broadcast_progress import Progress, progress
 from .sending.context import Context, for_app
@@ -49,6 +49,8 @@ def broadcast_group() -> None:
 @click.option("--finished", "finished", multiple=True, help="Only those who finished its sequence.")
 @click.option("--at", "at", help="Send at this time (ISO 8601; the site's zone if no offset).")
 @click.option("--rate", help="This broadcast's own limit, e.g. 10/s (SEND_RATE still holds).")
+@click.option("--hours", help="Send window hours in each recipient's zone, e.g. 9-17.")
+@click.option("--days", help="Send window days in each recipient's zone, e.g. mon-fri.")
 @with_appcontext
 def broadcast_create(
     folder: Path,
@@ -56,6 +58,8 @@ def broadcast_create(
     finished: tuple[str, ...],
     at: str | None,
     rate: str | None,
+    hours: str | None,
+    days: str | None,
 ) -> None:
     """Make a draft from FOLDER (subject.txt, and body.md or body.html + body.txt)."""
     ctx = _context()
@@ -70,11 +74,17 @@ def broadcast_create(
         else:
             audience = Audience()
         send_at = _when(at, ctx) if at else None
-        broadcast = broadcasts.create(ctx, text, audience, "cli", send_at, rate)
+        broadcast = broadcasts.create(ctx, text, audience, "cli", send_at, rate, (hours, days))
     except (BodyError, broadcasts.BroadcastError) as exc:
         raise _fail(exc) from None
     count, who = size(audience), audience.describe()
     click.echo(f"broadcast {broadcast.id} created: audience {count} ({who})")
+    window = broadcast_window.describe(broadcast)
+    if window:
+        click.echo(f"send window: {window}, in each recipient's own zone")
+    gap = broadcast_gap.note(ctx, broadcast)
+    if gap:
+        click.echo(gap)
     click.echo(f"send it with: leadmagnet broadcast send {broadcast.id}")
 
 
@@ -132,11 +142,19 @@ def status_lines(found: Progress) -> list[str]:
 @with_appcontext
 def broadcast_status(broadcast_id: int) -> None:
     """Where a broadcast is: sent, failed, skipped, remaining, rate, ETA and state."""
-    found = progress(broadcast_id, _context().now())
+    ctx = _context()
+    found = progress(broadcast_id, ctx.now())
     if found is None:
         raise click.ClickException(f"no broadcast {broadcast_id}")
     for line in status_lines(found):
         click.echo(line)
+    broadcast = _get(broadcast_id)
+    window = broadcast_window.describe(broadcast)
+    if window:
+        click.echo(f"send window: {window}, in each recipient's own zone")
+    gap = broadcast_gap.note(ctx, broadcast)
+    if gap:
+        click.echo(gap)
     for line in figures(broadcast_id).lines():
         click.echo(line)
 

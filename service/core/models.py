@@ -7,6 +7,7 @@ from enum import StrEnum, nonmember
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -313,6 +314,9 @@ class Broadcast(Model):
     effective_rate: Mapped[float | None] = mapped_column(Float)
     throttled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipients: Mapped[int | None] = mapped_column(Integer)  # frozen at the start
+    # Its send window, in each recipient's zone, as a step's ("9-17", "mon-fri"); None: any.
+    window_hours: Mapped[str | None] = mapped_column(String(16))
+    window_days: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -576,3 +580,29 @@ class AuditAction(StrEnum):
 @event.listens_for(AuditEntry, "before_update")
 def _audit_is_append_only(mapper: object, connection: object, target: object) -> None:
     raise RuntimeError("audit entries are append-only")
+
+
+class FigureDelta(Model):
+    """A change to one of the dashboard's figures, appended by the database's own triggers in
+    the transaction of the change (migration 0013): nobody's code writes here, and many
+    workers append at once without waiting on a shared counter row. The fold moves them
+    into `figure_total` (service/insights/rollup.py)."""
+
+    __tablename__ = "figure_delta"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    magnet_id: Mapped[int] = mapped_column(Integer)  # 0: everyone's (people figures)
+    name: Mapped[str] = mapped_column(String(16))  # sent, failed, signups, inbox...
+    part: Mapped[str] = mapped_column(String(128))  # the step, the day, the bucket...
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class FigureTotal(Model):
+    """The folded sum of a figure's deltas; a figure is its total plus its unfolded deltas."""
+
+    __tablename__ = "figure_total"
+
+    magnet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    part: Mapped[str] = mapped_column(String(128), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)

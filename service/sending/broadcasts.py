@@ -20,6 +20,7 @@ from ..core.models import (
     SubscriberStatus,
 )
 from ..core.rates import parse_rate
+from . import broadcast_window
 from .broadcast_audience import Audience, materialise
 from .context import Context
 
@@ -63,9 +64,15 @@ def create(
     by: str,
     send_at: datetime | None = None,
     rate_limit: str | None = None,
+    window: tuple[str | None, str | None] = (None, None),
 ) -> Broadcast:
-    """A draft broadcast; nothing is sent until `send`."""
+    """A draft broadcast; nothing is sent until `send`. `window`: its send window's hours
+    and days (broadcast_window), or none."""
     check(text)
+    try:
+        broadcast_window.parse(*window)
+    except broadcast_window.WindowError as exc:
+        raise BroadcastError(str(exc)) from None
     if rate_limit is not None:
         try:
             parse_rate(rate_limit)
@@ -83,6 +90,8 @@ def create(
         status=BroadcastStatus.DRAFT,
         send_at=send_at,
         rate_limit=rate_limit,
+        window_hours=(window[0] or "").strip() or None,
+        window_days=(window[1] or "").strip() or None,
         created_by=by,
         created_at=now,
         updated_at=now,
@@ -124,6 +133,7 @@ def start(ctx: Context, broadcast_id: int) -> int:
     broadcast = db.session.get_one(Broadcast, broadcast_id)
     count = materialise(broadcast, ctx.sender, now)
     broadcast.recipients = count
+    broadcast_window.apply(broadcast, ctx.content.default_zone, now)
     db.session.commit()
     log.info("broadcast %s started: %s recipients", broadcast_id, count)
     return count
@@ -167,6 +177,8 @@ def resume(ctx: Context, broadcast_id: int) -> None:
     if not _move(broadcast_id, resumable, BroadcastStatus.SENDING, None):
         raise BroadcastError(f"broadcast {broadcast_id} is neither paused nor stopped")
     _requeue_handed(broadcast_id)
+    # Rows left while it was paused go in the window's next opening, not at once.
+    broadcast_window.apply(_get(broadcast_id), ctx.content.default_zone, ctx.now())
     db.session.commit()
 
 
@@ -197,6 +209,7 @@ def retry_failed(ctx: Context, broadcast_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     count = rowcount(again)
+    broadcast_window.apply(broadcast, ctx.content.default_zone, now)
     if count and broadcast.status in (BroadcastStatus.FINISHED, BroadcastStatus.STOPPED):
         broadcast.status = BroadcastStatus.SENDING
         broadcast.reason = None

@@ -6,6 +6,11 @@ reserves the next slot atomically and waits until it comes (never more than a fe
 one per concurrent sender), so N workers together send at the rate and no worker sleeps
 the whole send. Without Redis (the embedded default: one process sends) the same
 arithmetic runs in this process.
+
+The burst: a slot may lie up to BURST seconds in the past. Senders that fell behind for a
+moment (a slow reply, a busy machine) catch up on what they missed instead of losing it,
+so a send holds its rate on average; any T seconds carry at most rate * (T + BURST)
+emails, and an idle bucket lets rate * BURST go at once.
 """
 
 from __future__ import annotations
@@ -21,16 +26,20 @@ import redis
 log = logging.getLogger(__name__)
 PREFIX = "leadmagnet:send-rate:"
 ALL_MAIL = "all"
-# KEYS[1]: the bucket; ARGV[1]: microseconds per email. Returns microseconds to wait.
+BURST = 1.0  # seconds of the rate that senders who fell behind may catch up on
+# KEYS[1]: the bucket; ARGV[1]: microseconds per email; ARGV[2]: the burst in microseconds.
+# Returns microseconds to wait (0: go now).
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
+local earliest = now - tonumber(ARGV[2])
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
-if slot < now then slot = now end
+if slot < earliest then slot = earliest end
 local after = slot + interval
 redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX',
-  math.floor((after - now) / 1000) + 1000)
+  math.max(0, math.floor((after - earliest) / 1000)) + 1000)
+if slot < now then return 0 end
 return math.floor(slot - now)
 """
 
@@ -51,7 +60,7 @@ class RedisBucket:
     def reserve(self, key: str, per_second: float) -> float:
         interval = max(1, round(1_000_000 / per_second))
         try:
-            waited = self.script(keys=[PREFIX + key], args=[interval])
+            waited = self.script(keys=[PREFIX + key], args=[interval, round(BURST * 1_000_000)])
         except redis.RedisError as exc:
             # No shared bucket: pace this process alone rather than send unpaced.
             log.warning("send rate bucket unreachable, pacing this process alone: %s", exc)
@@ -69,9 +78,9 @@ class LocalBucket:
     def reserve(self, key: str, per_second: float) -> float:
         with self.lock:
             now = time.monotonic()
-            slot = max(self.slots.get(key, 0.0), now)
+            slot = max(self.slots.get(key, 0.0), now - BURST)
             self.slots[key] = slot + 1 / per_second
-            return slot - now
+            return max(0.0, slot - now)
 
 
 _buckets: dict[tuple[int, str | None], Bucket] = {}

@@ -12,7 +12,7 @@ from ..content.broadcast_body import BodyError
 from ..core.extensions import db
 from ..core.models import AuditAction, Broadcast, BroadcastStatus, Magnet
 from ..people import audit
-from ..sending import broadcasts
+from ..sending import broadcast_gap, broadcast_window, broadcasts
 from ..sending.broadcast_audience import Audience, size
 from ..sending.preview import render_broadcast_preview
 from ..sending.test_send import send_broadcast_test
@@ -52,7 +52,9 @@ def broadcast_create() -> ResponseReturnValue:
     if request.form.get("action") == "count":
         return _form(posted, count=size(posted.audience()))
     try:
-        row = broadcasts.create(ctx, posted.text(), posted.audience(), g.owner.email, send_at)
+        row = broadcasts.create(
+            ctx, posted.text(), posted.audience(), g.owner.email, send_at, window=posted.window()
+        )
     except (BodyError, broadcasts.BroadcastError) as exc:
         db.session.rollback()
         posted.problems.append(str(exc))
@@ -82,6 +84,8 @@ def broadcast_review(broadcast_id: int) -> ResponseReturnValue:
         preview=render_broadcast_preview(ctx, broadcasts.text_of(row)),
         send_at=row.send_at.astimezone(ctx.content.default_zone) if row.send_at else None,
         tests_left=tests_left(),
+        gap=broadcast_gap.note(current(), row),
+        window=broadcast_window.describe(row),
     )
     db.session.rollback()
     return page

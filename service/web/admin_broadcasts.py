@@ -12,7 +12,7 @@ from ..core.extensions import db
 from ..core.models import Broadcast, BroadcastStatus
 from ..core.rates import describe
 from ..insights.broadcast_figures import figures
-from ..sending import broadcasts
+from ..sending import broadcast_gap, broadcast_window, broadcasts
 from ..sending.broadcast_progress import progress
 from .admin import bp
 from .context import current
@@ -46,6 +46,8 @@ def broadcast_page(broadcast_id: int) -> ResponseReturnValue:
         figures=figures(broadcast_id),
         rate=describe(found.rate) if found.rate else "0/s",
         live=found.status in BroadcastStatus.LIVE,
+        gap=broadcast_gap.note(current(), row),
+        window=broadcast_window.describe(row),
     )
     db.session.rollback()
     return page

@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 from ..content.broadcast_body import MAX_BODY, BodyError, BroadcastText, check
 from ..core.extensions import db
 from ..core.models import Magnet
+from ..sending import broadcast_window
 from ..sending.broadcast_audience import ALL, FINISHED, TOOK, Audience
 
 MARKDOWN, HTML = "markdown", "html"
@@ -29,12 +30,17 @@ class Posted:
     magnets: list[int] = field(default_factory=list)
     when: str = "now"  # now | at
     at: str = ""  # datetime-local, in the site's zone
+    window_hours: str = ""  # the send window, in each recipient's zone ("9-17")
+    window_days: str = ""  # ("mon-fri")
     problems: list[str] = field(default_factory=list)
 
     def text(self) -> BroadcastText:
         if self.mode == HTML:
             return BroadcastText(self.subject, None, self.body_html, self.body_txt)
         return BroadcastText(self.subject, self.body_md)
+
+    def window(self) -> tuple[str | None, str | None]:
+        return self.window_hours or None, self.window_days or None
 
     def audience(self) -> Audience:
         return Audience(self.kind, () if self.kind == ALL else tuple(self.magnets))
@@ -53,6 +59,8 @@ def read(form: MultiDict[str, str]) -> Posted:
         magnets=ids,
         when="at" if form.get("when") == "at" else "now",
         at=form.get("at", "").strip()[:32],
+        window_hours=form.get("window_hours", "").strip()[:16],
+        window_days=form.get("window_days", "").strip()[:32],
     )
 
 
@@ -74,6 +82,10 @@ def validate(posted: Posted, zone: tzinfo, now: datetime) -> datetime | None:
         known = set(db.session.scalars(select(Magnet.id).where(Magnet.id.in_(posted.magnets))))
         if not known:
             posted.problems.append("Choose at least one magnet for this audience.")
+    try:
+        broadcast_window.parse(*posted.window())
+    except broadcast_window.WindowError as exc:
+        posted.problems.append(f"Send {exc}.")
     return _when(posted, zone, now)
 
 

@@ -1,6 +1,6 @@
 """The owner writes a broadcast in a real browser against `leadmagnet serve`: counts its
-audience, sends a test through SMTP, sends it, watches it reach 100%, and sees the click of
-a link in a received copy on the broadcast's page."""
+audience, sends a test through SMTP, schedules it, watches it reach 100% once its time has
+come, and sees the click of a link in a received copy on the broadcast's page."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 
+from service import create_app
+from service.core.clock import utcnow
+from service.core.extensions import db
+from service.core.models import Broadcast
 from tests.browser.test_admin_browser import OWNER, hosted_signup, start_service
 from tests.browser.test_editor_browser import SENT, checked, sign_in, subjects
 from tests.e2e.test_serve import stop_and_check_children
@@ -24,6 +29,30 @@ def phone(chromium):
     context = chromium.new_context(viewport=PHONE, bypass_csp=False)
     yield context.new_page()
     context.close()
+
+
+LATER = "2099-06-01T09:30"  # in the site's zone
+
+
+def smtpd_copies(smtpd, subject: str) -> list:
+    return [got for got in smtpd.received if got.message["Subject"] == subject]
+
+
+def its_time_comes(service, broadcast_id: int) -> None:
+    """Travel in time for a separate process: move the broadcast's time to now in its
+    database, and let the scheduler pass (every DISPATCH_INTERVAL) start it."""
+    app = create_app({**service.env, "INSTANCE_PATH": str(service.tmp_path / "instance")})
+    with app.app_context():
+        db.session.get_one(Broadcast, broadcast_id).send_at = utcnow()
+        db.session.commit()
+
+        def started() -> bool:
+            state = db.session.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id))
+            db.session.rollback()
+            return state != "scheduled"
+
+        assert wait_until(started, SENT, 0.2), "the scheduler started it"
+        db.engine.dispose()
 
 
 def received(smtpd, to: str, subject: str):
@@ -56,6 +85,8 @@ def test_the_owner_writes_tests_sends_and_watches_a_broadcast(tmp_path, phone, s
         checked(page, axe_source)  # the refused form too
         assert page.get_by_label("Subject").input_value() == "Big news"  # kept
         page.locator("#body_md").fill(BODY)
+        page.get_by_label("At this time").check()
+        page.locator("#at").fill(LATER)
         page.get_by_role("button", name="Count the recipients").click()
         expect(page.locator("#recipient-count")).to_have_text("2 recipients now.")
         assert page.locator("#body_md").input_value() == BODY  # kept
@@ -68,9 +99,14 @@ def test_the_owner_writes_tests_sends_and_watches_a_broadcast(tmp_path, phone, s
         expect(page.get_by_role("status")).to_contain_text(f"Sent to {OWNER}")
         assert wait_until(lambda: "[Test] Big news" in subjects(smtpd, OWNER), SENT)
 
-        page.get_by_role("button", name="Send it now to 2 recipients").click()
+        expect(page.locator("main")).to_contain_text(f"Scheduled for {LATER.replace('T', ' ')}")
+        page.get_by_role("button", name="Schedule it to 2 recipients").click()
         page.wait_for_url(re.compile(r"/admin/broadcasts/\d+$"))
         broadcast_page = page.url
+        expect(page.locator("main")).to_contain_text("State: scheduled")
+        assert not smtpd_copies(smtpd, "Big news"), "nothing goes before its time"
+        its_time_comes(service, int(broadcast_page.rsplit("/", 1)[1]))
+        page.reload()
         # The page refreshes itself while the broadcast is live: wait for its state.
         expect(page.locator("main")).to_contain_text("State: finished", timeout=SENT * 1000)
         expect(page.locator("progress")).to_have_attribute("value", "2")

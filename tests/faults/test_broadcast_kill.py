@@ -1,6 +1,6 @@
 """A worker SIGKILLed twice mid-broadcast: nothing is lost, and the only repeat allowed is a
 send cut after the server accepted it (evidence: the SMTP server's record beside the killed
-worker's log, as in test_kill_storm). Meanwhile `broadcast status` is read over and over
+worker's log, as in test_kill_storm). Meanwhile `broadcast status` is run over and over
 and never says finished while a recipient row is pending or being sent."""
 
 from __future__ import annotations
@@ -37,25 +37,25 @@ def tail(path) -> str:
 
 
 class StatusWatch(threading.Thread):
-    """Reads the broadcast's progress (status and counts in one query) until stopped; notes
-    any reading that says finished with a row still open."""
+    """Runs `leadmagnet broadcast status` (in this process) until stopped; notes any answer
+    that says finished with a recipient still remaining (one query reads both)."""
 
     def __init__(self, app, broadcast_id: int) -> None:
         super().__init__(daemon=True)
-        self.app, self.broadcast_id = app, broadcast_id
+        self.runner, self.broadcast_id = app.test_cli_runner(), broadcast_id
         self.readings = 0
-        self.lies: list[tuple[str, int]] = []
+        self.lies: list[str] = []
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with self.app.app_context():
-            while not self.halt.is_set():
-                found = progress(self.broadcast_id, datetime.now(UTC))
-                db.session.rollback()
-                self.readings += 1
-                if found is not None and found.status == "finished" and found.remaining:
-                    self.lies.append((found.status, found.remaining))
-                time.sleep(0.05)
+        while not self.halt.is_set():
+            said = self.runner.invoke(args=["broadcast", "status", str(self.broadcast_id)])
+            self.readings += 1
+            if said.exit_code != 0:
+                self.lies.append(f"exit {said.exit_code}: {said.output}")
+            elif "state: finished" in said.output and "remaining: 0\n" not in said.output:
+                self.lies.append(said.output)
+            time.sleep(0.05)
 
 
 def test_sigkilled_workers_lose_no_recipient_and_status_never_lies(

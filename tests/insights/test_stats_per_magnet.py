@@ -15,6 +15,7 @@ from service.people.consent import RequestMeta
 from service.people.unsubscribe import leave_magnet
 from service.sending.context import for_app
 from tests.helpers import api_signup, dispatch_inline
+from tests.insights.test_stats import kept, recomputed
 from tests.magnets import KNEE, KNEE_TITLE, add_magnet, default_id, magnet_context
 from tests.web.test_admin_pages import signed_in
 
@@ -72,6 +73,9 @@ def test_signups_funnel_and_steps_of_one_magnet(app, client):
         default_steps = {f.step_id: f for f in stats.step_figures(for_app(app).content, default)}
         assert default_steps[first].sent == 2  # ann's and cy's guides
         assert default_steps[second].unsubscribed == 0, "stopping the knee one is not leaving"
+        held = kept()
+        assert held[(knee, "unsub", second)] == 1 and held[(knee, "people", "signed_up")] == 2
+        assert recomputed() == held  # what the triggers kept, per magnet too
 
 
 def test_the_dashboard_filters_by_the_chosen_magnet(app, client):

@@ -332,3 +332,35 @@ def test_a_batch_row_whose_lease_ran_short_is_left_for_its_next_claim(app, outbo
             assert deliver_claimed(ctx, claimed[1], late, held) == Outcome.NOT_CLAIMED
         assert db.session.get_one(ScheduledEmail, claimed[1]).status == "sending"
     assert len(outbox_messages(outbox)) == 1
+
+
+def test_a_batch_whose_worker_died_after_claiming_it_is_sent_by_another_once(app, outbox):
+    """SIGKILL in process, on both backends (tests/faults/test_broadcast_kill.py kills real
+    workers on PostgreSQL): a worker claims a batch, sends one row and is gone; once its
+    lease runs out the next pass hands the rest to another worker, and nothing goes twice."""
+    from datetime import timedelta
+
+    import time_machine
+
+    from service.sending.batch_claims import claim_batch
+    from service.sending.delivery import deliver_claimed
+    from service.sending.dispatch import deliver_batch
+
+    add_subscribers(app, 6)
+    broadcast_id = start_broadcast(app)
+    handed = hand_out(app)
+    with app.app_context():
+        ctx = for_app(app)
+        now = ctx.now()
+        claimed, held = claim_batch(handed, now, ctx.settings.send_lease)
+        assert deliver_claimed(ctx, claimed[0], now, held) == Outcome.SENT
+        later = now + timedelta(seconds=ctx.settings.send_lease + 1)
+    assert hand_out(app) == []  # still leased to the dead worker: nobody else sends them
+    with time_machine.travel(later, tick=False):
+        again = hand_out(app)
+        assert sorted(again) == sorted(claimed[1:])
+        with app.app_context():
+            assert deliver_batch(for_app(app), again, lambda: False) == 5
+            assert progress(broadcast_id, for_app(app).now()).status == "finished"
+    got = recipients(outbox)
+    assert len(got) == 6 and set(got.values()) == {1}

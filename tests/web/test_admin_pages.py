@@ -78,7 +78,9 @@ def test_the_dashboard_shows_the_month_the_funnel_and_the_steps(app, client):
     ]
     assert "Confirmed" not in body  # only under double opt-in
     steps = re.findall(r'<th scope="row">([a-z-]+)</th>\s*<td class="num">(\d+)</td>', body)
-    assert steps[0] == ("guide", "6") and len(steps) == len(for_app(app).content.steps)
+    with app.app_context():  # the published view is read again once its few seconds pass
+        step_count = len(for_app(app).content.steps)
+    assert steps[0] == ("guide", "6") and len(steps) == step_count
     assert "Time to inbox" in body
     assert "<dd>38 d</dd>" in body  # the second step of the signup 40 days ago, due on day 2
 

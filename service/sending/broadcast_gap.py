@@ -1,0 +1,119 @@
+"""What EMAIL_MIN_GAP does to a broadcast, told to the owner: before it starts, how many of
+its recipients just got (or are about to get) another email and would wait, and until
+about when; while it sends, how many of its rows are being held back.
+
+The rule itself is applied at send time by spacing.py; this module only counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from sqlalchemy import and_, func, or_, select
+
+from ..core.extensions import db
+from ..core.models import (
+    Broadcast,
+    BroadcastStatus,
+    EmailStatus,
+    Purpose,
+    ScheduledEmail,
+    Subscriber,
+)
+from . import broadcast_window
+from .broadcast_audience import Audience, condition
+from .context import Context
+
+
+@dataclass(frozen=True)
+class GapWait:
+    people: int  # recipients whose email waits
+    until: datetime  # about when the last of them goes
+    gap: timedelta  # EMAIL_MIN_GAP
+    sending: bool = False  # counted from its held rows, not foreseen
+    window: bool = False  # it has a send window: rows due later may wait for that too
+
+    def sentence(self, zone: tzinfo) -> str:
+        when = self.until.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        span = _span(self.gap)
+        who = f"{self.people} {'recipient' if self.people == 1 else 'recipients'}"
+        if self.sending and self.window:
+            return (
+                f"{who} wait for the send window or EMAIL_MIN_GAP ({span}); "
+                f"the last goes at about {when} ({zone})."
+            )
+        if self.sending:
+            return (
+                f"EMAIL_MIN_GAP ({span}): {who} just got another email, so theirs waits; "
+                f"the last goes at about {when} ({zone})."
+            )
+        return (
+            f"EMAIL_MIN_GAP ({span}): {who} got or are due another email (a guide, a "
+            f"sequence email, another broadcast) within {span} before it, so theirs waits; "
+            f"the last goes at about {when} ({zone})."
+        )
+
+
+def _span(gap: timedelta) -> str:
+    seconds = int(gap.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def predicted(audience: Audience, at: datetime, gap: timedelta) -> GapWait | None:
+    """Before the start at `at`: the audience's people with another email sent, in flight or
+    due within the gap before `at` (theirs goes first; the broadcast's waits the gap)."""
+    if not gap:
+        return None
+    since = at - gap
+    last = func.coalesce(ScheduledEmail.sent_at, ScheduledEmail.due_at)
+    recent = or_(
+        and_(ScheduledEmail.status == EmailStatus.SENT, ScheduledEmail.sent_at > since),
+        and_(
+            ScheduledEmail.status.in_(EmailStatus.OPEN),
+            ScheduledEmail.due_at > since,
+            ScheduledEmail.due_at <= at,
+        ),
+    )
+    row = db.session.execute(
+        select(func.count(func.distinct(Subscriber.id)), func.max(last))
+        .join_from(Subscriber, ScheduledEmail, ScheduledEmail.subscriber_id == Subscriber.id)
+        .where(condition(audience), ScheduledEmail.purpose != Purpose.TEST, recent)
+    ).one()
+    if not row[0]:
+        return None
+    return GapWait(int(row[0]), max(row[1], since) + gap, gap)
+
+
+def held(broadcast_id: int, now: datetime, gap: timedelta, window: bool = False) -> GapWait | None:
+    """While it sends: its rows held back to a later time (by the gap, or its window)."""
+    if not gap and not window:
+        return None
+    row = db.session.execute(
+        select(func.count(ScheduledEmail.id), func.max(ScheduledEmail.due_at)).where(
+            ScheduledEmail.broadcast_id == broadcast_id,
+            ScheduledEmail.status == EmailStatus.PENDING,
+            ScheduledEmail.due_at > now,
+        )
+    ).one()
+    if not row[0]:
+        return None
+    return GapWait(int(row[0]), row[1], gap, sending=True, window=window)
+
+
+def of_broadcast(broadcast: Broadcast, now: datetime, gap: timedelta) -> GapWait | None:
+    """Foreseen for a draft or a scheduled one (at its time, or now), counted once it sends."""
+    if broadcast.status in BroadcastStatus.LIVE:
+        return held(broadcast.id, now, gap, broadcast_window.of(broadcast) is not None)
+    if broadcast.status in (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED):
+        at = max(broadcast.send_at or now, now)
+        return predicted(Audience.from_json(broadcast.audience), at, gap)
+    return None
+
+
+def note(ctx: Context, broadcast: Broadcast) -> str | None:
+    """The sentence for the owner, None when nobody waits (or EMAIL_MIN_GAP is 0)."""
+    wait = of_broadcast(broadcast, ctx.now(), ctx.settings.email_min_gap)
+    return wait.sentence(ctx.content.default_zone) if wait else None
