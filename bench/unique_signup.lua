@@ -1,21 +1,45 @@
--- wrk: POST a JSON signup with an address no other request uses.
+-- wrk: POST a JSON signup with an address no other request uses (or, with "GET" as the
+-- second argument, GET the path); count every answer that is not 2xx (wrk's own count lets
+-- 3xx through) and print the total as "Not 2xx: N".
 local thread_id = 0
 local counter = 0
 local path = "/api/subscribe"
+local method = "POST"
+local threads = {}
 
 function setup(thread)
   thread_id = thread_id + 1
   thread:set("tid", thread_id)
+  table.insert(threads, thread)
 end
 
 function init(args)
   path = args[1] or path
+  method = args[2] or method
+  not2xx = 0
   math.randomseed(os.time() + (tid or 0))
   run = math.random(1, 1000000000)
 end
 
 request = function()
+  if method == "GET" then
+    return wrk.format("GET", path)
+  end
   counter = counter + 1
   local body = string.format('{"email": "b%d.%d.%d@example.com", "consent": true}', run, tid or 0, counter)
   return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
+end
+
+response = function(status, headers, body)
+  if status < 200 or status > 299 then
+    not2xx = not2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("not2xx")
+  end
+  io.write(string.format("Not 2xx: %d\n", total))
 end

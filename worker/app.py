@@ -19,6 +19,7 @@ from service.core.settings import settings_of
 from service.insights.scrape import registry
 from service.sending.context import transport_of
 
+from .nudges import NudgeConsumer
 from .scheduler import LockedScheduler
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,22 @@ def bind(flask_app: Flask) -> Celery:
             forks = "prefork" in str(getattr(sender, "pool_cls", "prefork")).lower()
             start_metrics_server(flask_app, port, forks)
 
+    consumers: list[NudgeConsumer] = []
+
     @worker_ready.connect(weak=False)
     def _announce_ready(**_: object) -> None:
+        if settings.redis_url:
+            # In the main process, beside the pool: the pool runs the tasks it publishes.
+            consumers.append(NudgeConsumer(celery, settings.redis_url))
+            consumers[-1].start()
         # `leadmagnet serve` waits for this before it opens the web app, so that the first
         # signup's nudge finds a worker already listening.
         ready_marker(flask_app).touch()
 
     @worker_shutdown.connect(weak=False)
     def _close_smtp(**_: object) -> None:
+        for consumer in consumers:
+            consumer.stop()
         transport_of(flask_app).close()
 
     return celery

@@ -1,4 +1,4 @@
-"""The message broker: Celery configuration, and the web app's nudge by task name."""
+"""The message broker: Celery configuration, and the web app's nudge of the worker."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from celery import Celery
 from flask import Flask
 
+from . import nudge_list
 from .settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,20 @@ def producer(app: Flask) -> Celery:
 
 
 def nudge(app: Flask, email_ids: Iterable[int]) -> None:
-    """Ask the worker to send now. Failure is harmless: the next scheduler pass finds the row."""
-    celery = producer(app)
-    for email_id in email_ids:
-        try:
-            celery.send_task(DELIVER, args=[email_id], retry=False)
-        except Exception as exc:  # any broker failure; the database still holds the schedule
-            log.warning("could not nudge the worker for email %s: %s", email_id, exc)
+    """Ask the worker to send now. Failure is harmless: the next scheduler pass finds the row.
+    With Redis, the ids go to the list the worker's consumer takes in batches (nudge_list);
+    on the embedded transport, one Celery task each."""
+    ids = list(email_ids)
+    url = settings_of(app).redis_url
+    try:
+        if url:
+            nudge_list.push(app, url, ids)
             return
+        celery = producer(app)
+        for email_id in ids:
+            celery.send_task(DELIVER, args=[email_id], retry=False)
+    except Exception as exc:  # any broker failure; the database still holds the schedule
+        log.warning("could not nudge the worker for emails %s: %s", ids, exc)
 
 
 def dispatch_now(app: Flask) -> None:

@@ -20,6 +20,7 @@ from service.core.broker import DISPATCH, celery_config, nudge
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import DeliveryAttempt, ScheduledEmail, Subscriber
+from service.core.nudge_list import NUDGES
 from service.core.settings import settings_of as app_settings
 from service.sending.message import new_message_id
 from tests.conftest import SECRET, make_app
@@ -70,10 +71,19 @@ def make_due_rows(app, count: int) -> set[str]:
 
 
 def broker_idle(url: str) -> bool:
-    """No task waiting and none taken but unfinished: with late acks, a task leaves
-    `unacked` only once it has run, so every send it made has arrived by then."""
+    """No nudge and no task waiting and none taken but unfinished: with late acks, a task
+    leaves `unacked` only once it has run, so every send it made has arrived by then."""
     queue = redis.Redis.from_url(url)
-    return queue.llen("celery") == 0 and queue.hlen("unacked") == 0
+
+    def waiting() -> int:
+        return queue.llen(NUDGES) + queue.llen("celery") + queue.hlen("unacked")
+
+    # Twice: the worker's nudge consumer takes ids from one list before it publishes them
+    # to the other.
+    if waiting():
+        return False
+    time.sleep(0.1)
+    return waiting() == 0
 
 
 def nudge_from_each_producer(settings: dict[str, str], ids: list[int]) -> None:
