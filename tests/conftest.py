@@ -234,18 +234,6 @@ def smtpd() -> Iterator[RecordingSMTPServer]:
     server.stop()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start real processes (marked slow) first, the outage tests first of all:
-    with `--dist loadgroup` (pyproject.toml) a worker takes the next test when it is free,
-    so the long ones spread over the workers early and the short ones even out the end."""
-    items.sort(
-        key=lambda item: (
-            not item.get_closest_marker("slow"),
-            "/faults/" not in item.path.as_posix(),
-        )
-    )
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """On CI (services mandatory) a skipped test is a failure: nothing may pass by skipping."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import free_port, scratch_database
 from tests.procs import BIN, clean_env
 
-pytestmark = pytest.mark.slow  # every test runs the real `leadmagnet`
 KEY = "cli-test-key-Jn4Vx8Qm2Rt7Kz3Wp9Lb6Hs"
 NO_INSTANCE = (
     "leadmagnet: no instance in {}; run from the folder where you ran serve, or set INSTANCE_PATH"

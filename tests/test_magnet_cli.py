@@ -7,11 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.test_cli_errors import KEY, leadmagnet, one_line
 
-pytestmark = pytest.mark.slow  # the real `leadmagnet`, six times
 KNEES = Path(__file__).resolve().parent / "fixtures" / "knee-checklist"
 
 
