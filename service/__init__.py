@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,15 @@ def create_app(
     env: Mapping[str, str] | None = None,
     settings: Settings | None = None,
     create_instance: bool = True,
+    log_level: int = logging.INFO,
 ) -> Flask:
     """Build the app from the environment (or the given mapping); settings are read once.
 
     `create_instance=False` (CLI commands other than serve and db) uses the instance folder
-    as it is, and raises settings.NoInstance where the embedded default finds none."""
+    as it is, and raises settings.NoInstance where the embedded default finds none.
+    `log_level`: the least level logged (the CLI's commands pass WARNING, see command_group)."""
     settings = settings or Settings.from_env(env, create_instance)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, log_level)
     app = Flask(__name__, instance_path=str(settings.instance_path))
     install_settings(app, settings)
     try:

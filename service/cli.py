@@ -49,7 +49,10 @@ def app_commands() -> tuple[click.Command, ...]:
     add_default_commands=True,
     app_commands=app_commands,
 )
-def cli() -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also print the INFO log lines of the work done."
+)
+def cli(verbose: bool) -> None:
     """Lead-magnet delivery: signup form, guide email, drip sequence."""
 
 

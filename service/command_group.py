@@ -3,6 +3,7 @@ error as one line that starts `leadmagnet: ` (never click's `Error: `)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -19,6 +20,9 @@ from .core.settings import NoInstance
 # Only these make an instance (folder, secret key, database) where there is none: any
 # other command run from the wrong folder must say so, not start an empty service there.
 CREATES_INSTANCE = frozenset({"serve", "db"})
+# A command's user reads its output: the INFO lines of the work behind it (a migration run,
+# the default magnet loaded, an email sent) are for a server's log, or for `--verbose`.
+LOGS_AT_INFO = frozenset({"serve", "run"})
 NOT_MIGRATED = "the database is not migrated: run leadmagnet db upgrade"
 _NO_INSTANCE = "leadmagnet.no_instance"
 
@@ -36,7 +40,11 @@ class ServiceGroup(FlaskGroup):
         info = ctx.ensure_object(ScriptInfo)
         if _NO_INSTANCE in info.data:  # help is being listed where there is no instance
             return click.Group.get_command(self, ctx, name) or self._known(name)
-        info.create_app = partial(self._factory(), create_instance=name in CREATES_INSTANCE)
+        info.create_app = partial(
+            self._factory(),
+            create_instance=name in CREATES_INSTANCE,
+            log_level=_log_level(ctx, name),
+        )
         try:
             return super().get_command(ctx, name)
         except NoInstance:
@@ -47,7 +55,9 @@ class ServiceGroup(FlaskGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         info = ctx.ensure_object(ScriptInfo)
-        info.create_app = partial(self._factory(), create_instance=False)
+        info.create_app = partial(
+            self._factory(), create_instance=False, log_level=_log_level(ctx, "")
+        )
         try:
             return super().list_commands(ctx)
         except NoInstance as exc:
@@ -88,6 +98,10 @@ class ServiceGroup(FlaskGroup):
             click.echo("leadmagnet: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _log_level(ctx: click.Context, name: str) -> int:
+    return logging.INFO if name in LOGS_AT_INFO or ctx.params.get("verbose") else logging.WARNING
 
 
 def _one_line(exc: click.ClickException) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import socket
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -149,13 +153,35 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     }
 
 
+# Migrating a new SQLite file runs every migration (most of an app fixture's time): each
+# process migrates one, then each test's file starts as a copy of it.
+_MIGRATED_SQLITE: list[Path] = []
+
+
 def _reset_schema(app: Flask) -> None:
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    path = Path(url.database or "")
+    fresh = url.get_backend_name() == "sqlite" and path.is_file() and path.stat().st_size == 0
+    if fresh and _MIGRATED_SQLITE and not Path(f"{path}-wal").exists():
+        shutil.copyfile(_MIGRATED_SQLITE[0], path)  # into the 0600 file create_app made
+        return
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         if db.engine.dialect.name == "postgresql":
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
             with db.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    if fresh and not _MIGRATED_SQLITE:
+        _MIGRATED_SQLITE.append(_keep_template(path))
+
+
+def _keep_template(migrated: Path) -> Path:
+    """A copy of a just-migrated SQLite file (its WAL included, through SQLite's backup)."""
+    template = Path(tempfile.mkdtemp(prefix="leadmagnet-migrated-")) / "template.sqlite3"
+    with closing(sqlite3.connect(migrated)) as src, closing(sqlite3.connect(template)) as dst:
+        src.backup(dst)
+    atexit.register(shutil.rmtree, template.parent, True)
+    return template
 
 
 def make_app(env: dict[str, str]) -> Flask:

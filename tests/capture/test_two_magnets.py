@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.core.extensions import db
 from service.core.models import (
@@ -33,11 +33,23 @@ EVERY = timedelta(minutes=30)
 
 
 def walk(app, start: datetime, until: datetime) -> None:
+    """Scheduler passes from start to until, at least EVERY apart; where nothing falls due
+    for a while (a pass would find nothing), the next pass is when the next email is due."""
     moment = start
     while moment < until:
-        moment += EVERY
+        moment = min(until, max(moment + EVERY, next_due(app) or until))
         with time_machine.travel(moment, tick=False):
             dispatch_inline(app)
+
+
+def next_due(app) -> datetime | None:
+    with app.app_context():
+        due = db.session.scalar(
+            select(func.min(ScheduledEmail.due_at)).where(
+                ScheduledEmail.status.in_(EmailStatus.OPEN)
+            )
+        )
+    return due.replace(tzinfo=due.tzinfo or UTC) if due is not None else None
 
 
 def deliver_now(app, ids: list[int]) -> list[str]:
