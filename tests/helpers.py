@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from email import message_from_bytes, policy
+from email.header import decode_header
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 from flask import Flask
@@ -113,3 +115,15 @@ def sign_in_owner(app: Flask, client: FlaskClient, email: str = OWNER[0], passwo
     answer = client.post("/login", data={"csrf_token": token, "email": email, "password": password})
     assert answer.status_code == 303, answer.get_data(as_text=True)
     return answer
+
+
+def display_name(data: bytes) -> str:
+    """The To display name as an RFC 2047 decoder reads it: Python's address parser keeps the
+    space between two encoded words, which RFC 2047 §6.2 says to drop, and turns a tab in
+    one into a space."""
+    head = data.partition(b"\r\n\r\n")[0].decode("utf-8").replace("\r\n ", " ")
+    [value] = [line[4:] for line in head.split("\r\n") if line.startswith("To: ")]
+    phrase = value.rpartition(" <")[0] if value.endswith(">") else ""
+    if "=?" in phrase:
+        return b"".join(chunk for chunk, _ in decode_header(phrase)).decode("utf-8")  # type: ignore[misc]
+    return BytesParser(policy=policy.default).parsebytes(data)["To"].addresses[0].display_name

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from service.content.rendering import RenderedEmail
 from service.sending.message import one_line
 from service.sending.mime import Outgoing
-from tests.helpers import assert_our_headers_only
-from tests.sending.test_mime import display_name
+from tests.helpers import assert_our_headers_only, display_name
 
 SENDER = "Inside Out Strength <coach@insideoutstrength.example>"
 

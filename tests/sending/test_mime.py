@@ -10,7 +10,6 @@ import smtplib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
-from email.header import decode_header
 from email.parser import BytesParser
 
 import dkim
@@ -28,6 +27,7 @@ from service.sending.compose import compose, render_for, smtp_address
 from service.sending.context import for_app
 from service.sending.message import new_message_id, one_line
 from service.sending.mime import Outgoing, message_bytes
+from tests.helpers import display_name
 from tests.sending.reference_message import build_message, serialize
 from tests.sending.test_dkim import DOMAIN, SELECTOR, dns_for, openssl
 
@@ -151,18 +151,6 @@ def as_lines(text: str) -> str:
     """A body as a text part carries it: CR, LF and CRLF as line ends, one at the end."""
     lines = re.split(r"\r\n|\r|\n", text)
     return "\n".join(lines[:-1] if lines[-1] == "" else lines) + "\n"
-
-
-def display_name(data: bytes) -> str:
-    """The To display name as an RFC 2047 decoder reads it: Python's address parser keeps the
-    space between two encoded words, which RFC 2047 §6.2 says to drop, and turns a tab in
-    one into a space."""
-    head = data.partition(b"\r\n\r\n")[0].decode("utf-8").replace("\r\n ", " ")
-    [value] = [line[4:] for line in head.split("\r\n") if line.startswith("To: ")]
-    phrase = value.rpartition(" <")[0] if value.endswith(">") else ""
-    if "=?" in phrase:
-        return b"".join(chunk for chunk, _ in decode_header(phrase)).decode("utf-8")  # type: ignore[misc]
-    return PARSER.parsebytes(data)["To"].addresses[0].display_name
 
 
 def well_formed(data: bytes) -> None:
