@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Table, insert, select, update
 
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db, rowcount
@@ -97,16 +98,43 @@ def _sent(rows: dict[str, ScheduledEmail]) -> set[str]:
 
 def schedule_next(
     ctx: Context, subscriber: Subscriber, after_step_id: str, sent_at: datetime
-) -> ScheduledEmail | None:
+) -> None:
     """Schedule the step after `after_step_id`, `delay` after the send that just happened,
-    as the context's content snapshot has it."""
-    rows = _drip_rows(subscriber.id, ctx.magnet_id)
-    step = ctx.content.after(after_step_id, _sent(rows))
+    as the context's content snapshot has it. It runs once for every drip email sent, so it
+    reads only the steps' states and inserts without the ORM's unit of work (profiled: the
+    two were a quarter of a worker's time per email)."""
+    mine = (ScheduledEmail.subscriber_id == subscriber.id, same_magnet(ctx.magnet_id))
+    drip = ScheduledEmail.purpose == Purpose.DRIP
+    states = dict(
+        db.session.execute(
+            select(ScheduledEmail.step_id, ScheduledEmail.status).where(*mine, drip)
+        ).all()
+    )
+    sent = {step_id for step_id, status in states.items() if status == EmailStatus.SENT}
+    step = ctx.content.after(after_step_id, sent)
     if step is None:
-        return None
-    if step.id in rows:
-        return _revive(rows[step.id], subscriber, step, sent_at, ctx.content)
-    return schedule_step(ctx, subscriber, step, sent_at)
+        return
+    if step.id in states:  # a row of that step exists (cancelled, say): bring it back
+        row = db.session.scalars(
+            select(ScheduledEmail).where(*mine, drip, ScheduledEmail.step_id == step.id)
+        ).one()
+        _revive(row, subscriber, step, sent_at, ctx.content)
+        return
+    due = step.due_after(sent_at, zone_of(subscriber, ctx.content))
+    db.session.execute(
+        insert(cast(Table, ScheduledEmail.__table__)).values(
+            subscriber_id=subscriber.id,
+            magnet_id=ctx.magnet_id,
+            step_id=step.id,
+            purpose=Purpose.DRIP,
+            status=EmailStatus.PENDING,
+            anchor_at=sent_at,
+            due_at=due,
+            attempts=0,
+            message_id=new_message_id(ctx.sender),
+            created_at=sent_at,
+        )
+    )
 
 
 def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
