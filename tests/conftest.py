@@ -201,6 +201,24 @@ def app(env: dict[str, str]) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def pg_app(tmp_path: Path, pg_database: str) -> Iterator[Flask]:
+    """The app on PostgreSQL alone: SQLite runs one writer at a time, nothing interleaves."""
+    app = make_app(
+        {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": pg_database,
+            "SECRET_KEY": SECRET,
+            "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
+            "RATELIMIT_ENABLED": "false",
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
 def client(app: Flask):
     return app.test_client()
 

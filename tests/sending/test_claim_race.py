@@ -18,31 +18,12 @@ from service.sending.batch_claims import claim_batch
 from service.sending.context import for_app
 from service.sending.dispatch import claim_due
 from service.sending.spacing import held_until_each, hold
-from tests.conftest import SECRET, make_app
 from tests.helpers import api_signup
 from tests.magnets import add_magnet, default_id
 from tests.sending.test_spacing import GAP, NOW, row
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEASE = 60
-
-
-@pytest.fixture
-def pg_app(tmp_path, pg_database):
-    """The app on PostgreSQL alone: SQLite runs one writer at a time, nothing interleaves."""
-    app = make_app(
-        {
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": pg_database,
-            "SECRET_KEY": SECRET,
-            "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
-            "RATELIMIT_ENABLED": "false",
-        }
-    )
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def due_rows(app, count: int) -> list[int]:

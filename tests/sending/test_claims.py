@@ -14,7 +14,7 @@ from service.core.models import ScheduledEmail
 from service.sending.context import for_app
 from service.sending.delivery import claim, deliver
 from service.sending.dispatch import claim_due, deliver_batch
-from tests.conftest import SECRET, make_app
+from tests.conftest import make_app
 from tests.helpers import api_signup
 
 LEASE = 10  # SEND_LEASE, seconds
@@ -72,18 +72,10 @@ def test_a_slow_live_worker_keeps_its_batch_while_passes_go_by(leased_app, outbo
 
 
 @pytest.mark.postgres
-def test_a_claim_is_durable_before_the_send(tmp_path, pg_database):
+def test_a_claim_is_durable_before_the_send(pg_app):
     """The send follows the claim at once: a claim acknowledged but lost in a database crash
     would let another worker send the same email, so its commit waits for the disk."""
-    app = make_app(
-        {
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": pg_database,
-            "SECRET_KEY": SECRET,
-            "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
-            "RATELIMIT_ENABLED": "false",
-        }
-    )
+    app = pg_app
     [email_id] = signups(app, 1)
     seen: list[str] = []
     with app.app_context():
@@ -100,18 +92,10 @@ def test_a_claim_is_durable_before_the_send(tmp_path, pg_database):
 
 
 @pytest.mark.postgres
-def test_only_the_sent_record_skips_the_wait_for_the_disk(tmp_path, pg_database):
+def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app):
     """The record of an accepted send commits without waiting for the disk (README,
     delivery guarantees); the signup with its consent, the claim and the checks do wait."""
-    app = make_app(
-        {
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE_URL": pg_database,
-            "SECRET_KEY": SECRET,
-            "EMAIL_URL": f"file://{tmp_path / 'outbox'}",
-            "RATELIMIT_ENABLED": "false",
-        }
-    )
+    app = pg_app
     seen: list[str] = []
 
     def at_commit(conn) -> None:
