@@ -21,21 +21,27 @@ def zone_of(subscriber: Subscriber, sequence: Sequence) -> ZoneInfo:
     return ZoneInfo(subscriber.time_zone) if subscriber.time_zone else sequence.default_zone
 
 
+def _values(
+    ctx: Context, subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime
+) -> dict[str, object]:
+    return {
+        "subscriber_id": subscriber.id,
+        "magnet_id": ctx.magnet_id,  # the context's magnet: whose content renders it
+        "step_id": step.id,
+        "purpose": purpose,
+        "status": EmailStatus.PENDING,
+        "anchor_at": anchor,
+        "due_at": due,
+        "attempts": 0,
+        "message_id": new_message_id(ctx.sender),
+        "created_at": anchor,
+    }
+
+
 def _add(
     ctx: Context, subscriber: Subscriber, step: Step, purpose: str, anchor: datetime, due: datetime
 ) -> ScheduledEmail:
-    email = ScheduledEmail(
-        subscriber_id=subscriber.id,
-        magnet_id=ctx.magnet_id,  # the context's magnet: whose content renders it
-        step_id=step.id,
-        purpose=purpose,
-        status=EmailStatus.PENDING,
-        anchor_at=anchor,
-        due_at=due,
-        attempts=0,
-        message_id=new_message_id(ctx.sender),
-        created_at=anchor,
-    )
+    email = ScheduledEmail(**_values(ctx, subscriber, step, purpose, anchor, due))
     db.session.add(email)
     db.session.flush()
     return email
@@ -127,20 +133,8 @@ def schedule_next(
         _revive(row, subscriber, step, sent_at, ctx.content)
         return
     due = step.due_after(sent_at, zone_of(subscriber, ctx.content))
-    db.session.execute(
-        insert(cast(Table, ScheduledEmail.__table__)).values(
-            subscriber_id=subscriber.id,
-            magnet_id=ctx.magnet_id,
-            step_id=step.id,
-            purpose=Purpose.DRIP,
-            status=EmailStatus.PENDING,
-            anchor_at=sent_at,
-            due_at=due,
-            attempts=0,
-            message_id=new_message_id(ctx.sender),
-            created_at=sent_at,
-        )
-    )
+    values = _values(ctx, subscriber, step, Purpose.DRIP, sent_at, due)
+    db.session.execute(insert(cast(Table, ScheduledEmail.__table__)).values(values))
 
 
 def resume_drip(ctx: Context, subscriber: Subscriber) -> ScheduledEmail | None:
