@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import TypedDict, TypeVar
 
 from jinja2 import TemplateError
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import Connection, func, insert, literal, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..content.broadcast_body import BroadcastText, render_broadcast
 from ..content.published import NoContent
 from ..content.rendering import RenderedEmail
+from ..content.sequence import Step
 from ..core import metrics
 from ..core.extensions import db
 from ..core.logs import mask_addresses
@@ -33,12 +34,12 @@ from ..core.models import (
     Suppression,
     SuppressionReason,
 )
-from . import send_rate, throttling
+from . import send_rate, sent_record, throttling
 from .batch_claims import claim_batch, extend, unclaim
 from .broadcasts import stop_if_refused
 from .compose import compose, context, render_for
 from .context import Context
-from .schedule import cancel_open, schedule_next
+from .schedule import cancel_open, schedule_next, zone_of
 from .spacing import held_until_each, hold
 from .suppression import address_hashes, suppress
 from .transport import DeliveryError, SendResult
@@ -53,7 +54,8 @@ RECORD_FOR = 600  # seconds
 RECORD_PAUSE = 0.5  # seconds before the second try, doubling up to RECORD_PAUSE_MAX
 RECORD_PAUSE_MAX = 1.0
 CLAIM_RAN_OUT = "claim ran out"  # a batch-claimed row left too long: not ours to send now
-Read = tuple[str, datetime | None]  # a row's status and lease, read just before its send
+Read = sent_record.Read
+DripStates = dict[tuple[int, int | None], dict[str, str]]  # (person, magnet): step -> status
 Loaded = TypeVar("Loaded", ScheduledEmail, Subscriber, Broadcast)
 
 
@@ -97,6 +99,11 @@ class Claimed:
     broadcasts: dict[int, Broadcast] = field(default_factory=dict)  # as the batch began
     # A row's re-read, made in the previous row's record transaction (no query of its own).
     fresh: dict[int, Read | None] = field(default_factory=dict)
+    # PostgreSQL: the batch's people's drip rows as the check read them, for the next step
+    # of each sent row (None: not read; the record takes the session's path), and the
+    # batch's autocommit connection for its one-statement records.
+    drips: DripStates | None = None
+    conn: Connection | None = None
 
     @classmethod
     def check(cls, ctx: Context, ids: list[int], held: datetime) -> Claimed:
@@ -132,6 +139,8 @@ class Claimed:
             candidates.append(email)
             batch.ready[email.id] = (email, subscriber)
         batch._space(candidates)
+        if db.session.get_bind().dialect.name == "postgresql":
+            batch.drips = _drip_states([email for email, _ in batch.ready.values()])
         # Kept as loaded: a commit would expire them, and reading them again costs a query.
         for email, subscriber in batch.ready.values():
             del batch.settled[email.id]
@@ -171,9 +180,31 @@ class Claimed:
         """Put back the rows not sent (the worker is stopping)."""
         unclaim(set(self.ready), self.held)
         self.ready.clear()
+        self.close()
+
+    def link(self) -> Connection:
+        if self.conn is None:
+            self.conn = sent_record.link()
+        return self.conn
+
+    def close(self) -> None:
+        """Back to the pool: the batch's last row is done (or it failed)."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
     def send(self, email_id: int) -> Outcome:
         """Render, re-check, send and record one row of the batch."""
+        try:
+            return self._send(email_id)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if not self.ready:
+                self.close()
+
+    def _send(self, email_id: int) -> Outcome:
         if email_id not in self.ready:
             return self.settled.get(email_id, Outcome.NOT_CLAIMED)
         email, subscriber = self.ready.pop(email_id)
@@ -199,6 +230,8 @@ class Claimed:
         msg, sender, recipient = compose(ctx, email, subscriber, rendered)
         paced = _wait_for_turn(ctx, email, broadcast)
         read = self.fresh.pop(email_id, ()) if not paced else ()  # a wait makes it stale
+        if read == () and self.drips is not None:  # PostgreSQL: one round trip, no BEGIN
+            read = sent_record.read(self.link(), email_id)
         unwanted = _recheck(ctx, email, self.held, read)
         if unwanted == CLAIM_RAN_OUT:
             return Outcome.NOT_CLAIMED  # the row stays as it is: its lease brings it back
@@ -213,10 +246,38 @@ class Claimed:
                 db.session.expunge(fresh)
             return outcome
         peek = next(iter(self.ready), None)
-        sent, read = _sent(ctx, _about(email), result, subscriber, peek)
+        sent, read = _sent(self, ctx, _about(email), result, subscriber, peek)
         if peek is not None:
             self.fresh[peek] = read
         return sent
+
+    def follows(self, ctx: Context, about: About) -> Step | str | None:
+        """The drip step to schedule once this row is recorded (None for other rows)."""
+        if about["purpose"] != Purpose.DRIP:
+            return None
+        states = None
+        if self.drips is not None:
+            states = self.drips.get((about["subscriber_id"], ctx.magnet_id), {})
+        return sent_record.next_step(ctx.content, about["step"], states)
+
+
+def _drip_states(emails: list[ScheduledEmail]) -> DripStates:
+    """The drip rows of the people of the batch's drip rows, in one query of four columns."""
+    people = {email.subscriber_id for email in emails if email.purpose == Purpose.DRIP}
+    found: DripStates = {}
+    if not people:
+        return found
+    rows = db.session.execute(
+        select(
+            ScheduledEmail.subscriber_id,
+            ScheduledEmail.magnet_id,
+            ScheduledEmail.step_id,
+            ScheduledEmail.status,
+        ).where(ScheduledEmail.subscriber_id.in_(people), ScheduledEmail.purpose == Purpose.DRIP)
+    )
+    for subscriber_id, magnet_id, step_id, status in rows:
+        found.setdefault((subscriber_id, magnet_id), {})[step_id] = status
+    return found
 
 
 def _attached(obj: Loaded) -> Loaded:
@@ -355,7 +416,12 @@ def _log(
 
 
 def _sent(
-    ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
+    batch: Claimed,
+    ctx: Context,
+    about: About,
+    result: SendResult,
+    subscriber: Subscriber,
+    peek: int | None,
 ) -> tuple[Outcome, Read | None]:
     """Record an accepted send. The server has the message now: if the database connection
     drops or the database is unreachable, keep trying on fresh connections rather than
@@ -364,9 +430,12 @@ def _sent(
     pause = RECORD_PAUSE
     while True:
         try:
-            return _record_sent(ctx, about, result, subscriber, peek)
+            return _record_sent(batch, ctx, about, result, subscriber, peek)
         except OperationalError as exc:
             db.session.rollback()
+            if batch.conn is not None:
+                batch.conn.invalidate()  # the next try checks out a fresh connection
+                batch.close()
             if time.monotonic() + pause > give_up:
                 raise
             reason = str(exc.orig or exc).strip().splitlines()[0]
@@ -382,20 +451,57 @@ def _sent(
 
 
 def _record_sent(
-    ctx: Context, about: About, result: SendResult, subscriber: Subscriber, peek: int | None
+    batch: Claimed,
+    ctx: Context,
+    about: About,
+    result: SendResult,
+    subscriber: Subscriber,
+    peek: int | None,
 ) -> tuple[Outcome, Read | None]:
     """Record the send (and its next step) in one transaction, with the re-read of the
-    batch's next row `peek` riding along; one commit, per sent row, before the next send."""
+    batch's next row `peek` riding along; one commit, per sent row, before the next send.
+    On PostgreSQL that is one statement (sent_record), unless the next step has a row
+    already: bringing that back takes the session's path, as on SQLite."""
     now = ctx.now()
+    step = batch.follows(ctx, about)
+    if batch.drips is not None and not isinstance(step, str):  # REVIVE is the one str
+        due = None if step is None else step.due_after(now, zone_of(subscriber, ctx.content))
+        values = {
+            "row_id": about["email_id"],
+            "now": now,
+            "its_message_id": about["message_id"],
+            "code": result.code,
+            "reply": result.reply[:2000],
+            **sent_record.following(ctx.magnet_id, step, due, ctx.sender),
+        }
+        recorded, read = sent_record.record(batch.link(), values, peek)
+        if recorded and step is not None:  # a later row of this person's in the batch
+            states = batch.drips.setdefault((subscriber.id, ctx.magnet_id), {})
+            states.update({about["step"]: EmailStatus.SENT, step.id: EmailStatus.PENDING})
+    else:
+        read = _record_in_session(ctx, about, result, subscriber, peek, now)
+    metrics.email_sent(about["step"])
+    log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
+    return Outcome.SENT, read
+
+
+def _record_in_session(
+    ctx: Context,
+    about: About,
+    result: SendResult,
+    subscriber: Subscriber,
+    peek: int | None,
+    now: datetime,
+) -> Read | None:
+    """The record through the session: SQLite's, and PostgreSQL's when the next step has a
+    row to bring back (rare: a cancelled or failed step)."""
     recorded, read = _record(about, result, now, peek)
     if recorded and about["purpose"] == Purpose.DRIP:
         schedule_next(ctx, subscriber, about["step"], now)
     if peek is not None and read == ():
         read = _read(peek)
     db.session.commit()
-    metrics.email_sent(about["step"])
-    log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
-    return Outcome.SENT, read or None
+    return read or None
 
 
 def _record(
