@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from ..core.extensions import db
 from ..core.models import Broadcast, BroadcastStatus, EmailStatus, ScheduledEmail
 
-CLAIM_BATCH = 20
+CLAIM_BATCH = 50  # as a hand-off chunk: one claim and one check per task
 
 
 def _not_paused() -> ColumnElement[bool]:
