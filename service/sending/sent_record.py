@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Table,
@@ -18,7 +19,9 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 
 from ..content.sequence import Sequence, Step
 from ..core.extensions import db
@@ -40,8 +43,8 @@ def link() -> Connection:
 
 def read(conn: Connection, email_id: int) -> Read | None:
     """A row's status and lease, in one round trip."""
-    row = conn.execute(_read_statement(), {"email_id": email_id}).first()
-    return (row[0], row[1]) if row else None
+    row = _run(conn, _sql(_read_statement), {"email_id": email_id})
+    return (row[0], _utc(row[1])) if row else None
 
 
 def next_step(sequence: Sequence, after: str, states: dict[str, str] | None) -> Step | str | None:
@@ -83,9 +86,40 @@ def record(conn: Connection, values: dict[str, Any], peek: int | None) -> tuple[
     rows go again: the after-accept window of the README's Reliability section. The claim
     before the send stays durable. The next step's insert does nothing if that step's row
     appeared since the batch's check (the drip's unique index)."""
-    row = conn.execute(_statement(), {**values, "peek": peek}).one()
-    fresh = (row[1], row[2]) if row[1] is not None else None
+    params = {
+        **values,
+        "peek": peek,
+        "now": _utc(values["now"]),
+        "next_due": _utc(values["next_due"]),
+    }
+    row = _run(conn, _sql(_statement), params)
+    assert row is not None  # a SELECT without FROM: always one row
+    fresh = (row[1], _utc(row[2])) if row[1] is not None else None
     return row[0] is not None, fresh
+
+
+def _run(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The statement on the driver's connection, its SQL compiled once per process: through
+    SQLAlchemy each execution also works out the statement's cache key, which profiled at
+    three to four times the client CPU of the round trip itself (~250 vs ~70 us)."""
+    try:
+        return conn.connection.driver_connection.execute(sql, params).fetchone()  # type: ignore[union-attr]
+    except psycopg.OperationalError as exc:  # the caller's retry knows SQLAlchemy's
+        raise OperationalError(sql, params, exc) from exc
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """As the columns' type (models.UTCDateTime) binds and reads them: aware, in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+@cache
+def _sql(statement: Any) -> str:
+    return str(statement().compile(dialect=postgresql.psycopg.dialect()))
 
 
 def _param(table: Table, column: str, name: str) -> Any:

@@ -92,42 +92,41 @@ def test_a_claim_is_durable_before_the_send(pg_app):
 
 
 @pytest.mark.postgres
-def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app):
+def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app, monkeypatch):
     """The record of an accepted send commits without waiting for the disk (README,
     delivery guarantees); the signup with its consent, the claim and the checks do wait.
     The record is one statement on an autocommit connection, its own transaction: the
     setting it makes lasts until that transaction's commit, and not one statement longer."""
+    from service.sending import sent_record
+
     app = pg_app
     seen: list[str] = []
-    records: list[tuple[bool, str]] = []
+    records: list[tuple[bool, str, str]] = []
+    run = sent_record._run
+
+    def watched(conn, sql, params):
+        row = run(conn, sql, params)
+        if "INSERT INTO delivery_attempt" in sql:
+            raw = conn.connection.driver_connection
+            after = raw.execute("SHOW synchronous_commit").fetchone()[0]
+            records.append((raw.autocommit, sql, after))
+        return row
 
     def at_commit(conn) -> None:
         seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
 
-    def at_statement(conn, cursor, statement, *_) -> None:
-        if "INSERT INTO delivery_attempt" in statement:
-            records.append((conn.connection.driver_connection.autocommit, statement))
-
-    def after_statement(conn, cursor, statement, *_) -> None:
-        if "INSERT INTO delivery_attempt" in statement:
-            after = conn.connection.driver_connection.execute("SHOW synchronous_commit")
-            records.append((True, after.fetchone()[0]))
-
+    monkeypatch.setattr(sent_record, "_run", watched)
     with app.app_context():
         event.listen(db.engine, "commit", at_commit)
-        event.listen(db.engine, "before_cursor_execute", at_statement)
-        event.listen(db.engine, "after_cursor_execute", after_statement)
         try:
             [email_id] = signups(app, 1)
             signed_up = len(seen)
             assert deliver(for_app(app), email_id) == "sent"
         finally:
             event.remove(db.engine, "commit", at_commit)
-            event.remove(db.engine, "before_cursor_execute", at_statement)
-            event.remove(db.engine, "after_cursor_execute", after_statement)
     assert signed_up >= 1 and set(seen[:signed_up]) == {"on"}
     assert seen[signed_up:] and set(seen[signed_up:]) == {"on"}, "claim and checks"
-    [(autocommit, statement), (_, after)] = records
+    [(autocommit, statement, after)] = records
     assert autocommit, "the sent-record is its own transaction"
     assert "set_config('synchronous_commit', 'off', true)" in statement
     assert after == "on", "the next statement on that connection waits for the disk again"
