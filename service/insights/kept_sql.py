@@ -76,8 +76,8 @@ def _outcome(row: str, sign: int) -> str:
 
 
 def _after_of_email(row: str, sign: int) -> str:
-    """A sent broadcast row whose recipient already unsubscribed or complained after it (its
-    sent_at written late), or that goes while they stand so (erasure, row first)."""
+    """A sent broadcast row whose recipient already unsubscribed or complained after it: its
+    sent_at is the SMTP server's acceptance, recorded after a withdrawal meanwhile."""
     return (
         INSERT + f"SELECT -{row}.broadcast_id, v.name, '', {sign} FROM (SELECT "
         f"{AFTER.format(e=row)} FROM subscriber s WHERE s.id = {row}.subscriber_id "
@@ -152,7 +152,9 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
             "DELETE",
             "scheduled_email",
             "OLD.broadcast_id IS NOT NULL",
-            [_outcome("OLD", -1), _after_of_email("OLD", -1)],
+            # Its person's unsubscribe or complaint is taken back by kept_recipient_delete:
+            # rows go only with their person, who goes first.
+            [_outcome("OLD", -1)],
         ),
         (
             "kept_recipient_update",

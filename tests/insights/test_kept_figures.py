@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from service.content.broadcast_body import BroadcastText
 from service.core.clock import utcnow
 from service.core.extensions import db
-from service.core.models import EventKind, Subscriber
+from service.core.models import EventKind, ScheduledEmail, Subscriber
 from service.insights import clicks, kept_sql, rollup
 from service.insights.broadcast_figures import figures
 from service.insights.clicks import ClickFigures, LinkFigure
@@ -167,3 +167,27 @@ def test_kept_figures_equal_a_recount_through_folds_erasure_and_the_purge(mixed)
         assert gone == recounted()
         assert not [key for key in gone if key[1].startswith("c_")]
         assert figures(broadcast_id).clicks == ClickFigures()
+
+
+def test_a_row_recorded_sent_after_its_recipient_left_counts_as_the_recount(app):
+    """Accepted by the server before the withdrawal, recorded after it: the unsubscribe
+    counts after this broadcast, as the rows say."""
+    ids = add_subscribers(app, 2)
+    with app.app_context():
+        ctx = for_app(app)
+        broadcast = broadcasts.create(ctx, NEWS, Audience(), "test")
+        broadcasts.start(ctx, broadcast.id)
+        accepted = ctx.now()
+        with time_machine.travel(accepted + timedelta(minutes=1), tick=False):
+            unsubscribe(ctx, ids[0], META)
+        row = db.session.scalars(
+            select(ScheduledEmail).where(ScheduledEmail.subscriber_id == ids[0])
+        ).one()
+        row.status, row.sent_at = "sent", accepted
+        db.session.commit()
+        assert figures(broadcast.id).unsubscribed_after == 1
+        assert kept() == recounted()
+        row.sent_at = accepted + timedelta(minutes=2)  # after it: no longer counted
+        db.session.commit()
+        assert figures(broadcast.id).unsubscribed_after == 0
+        assert kept() == recounted()
