@@ -13,7 +13,8 @@ off (session_replication_role), the pages are timed with that day unfolded (its 
 in EMAIL_MIN_GAP before now: the gap warning's range), and the fold of that day is timed:
 what the figures cost elsewhere is printed, not hidden.
 
-Run: .venv/bin/python -m bench.dashboard   (BENCH_DASHBOARD_SIZES=100000,1000000)
+Run: .venv/bin/python -m bench.dashboard   (BENCH_DASHBOARD_SIZES=100000,1000000;
+BENCH_DASHBOARD_KEEP=1 leaves the largest database in place, for EXPLAIN by hand)
 """
 
 from __future__ import annotations
@@ -323,7 +324,10 @@ def main() -> None:
                 print(f"  {name:20s} {ms:8.1f} ms")
             events(filled)
         finally:
-            filled.drop()
+            if os.environ.get("BENCH_DASHBOARD_KEEP") and rows == max(SIZES):
+                print(f"  kept for a look: {filled.url}")  # the caller drops it
+            else:
+                filled.drop()
     small, large = min(SIZES), max(SIZES)
     for page in PAGES:
         ms = medians[large][page]
