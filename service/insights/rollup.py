@@ -56,7 +56,7 @@ def emails_of(magnet_id: int | None) -> list[int] | None:
 
 def fold(now: datetime) -> int:
     """Move the deltas into the totals, in one transaction; returns the deltas moved.
-    Time-to-inbox totals of hours no page reads any more go too."""
+    Time-to-inbox totals of hours no page reads any more go too, and totals back to 0."""
     if db.engine.dialect.name == "postgresql":
         if not db.session.scalar(
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FOLD_LOCK}
@@ -70,6 +70,9 @@ def fold(now: datetime) -> int:
     db.session.execute(
         text("DELETE FROM figure_total WHERE name = 'inbox' AND part < :stale"), {"stale": stale}
     )
+    # A figure back to nothing goes: a link's row names its URL, which may carry a reader's
+    # data (a personalised link) after that reader's hits were deleted.
+    db.session.execute(text("DELETE FROM figure_total WHERE n = 0"))
     db.session.commit()
     return moved
 

@@ -151,6 +151,12 @@ def test_kept_figures_equal_a_recount_through_folds_erasure_and_the_purge(mixed)
             forget(ctx, subscriber(address))
         after = kept()
         assert after == recounted()
+        rollup.fold(utcnow())
+        assert kept() == after
+        assert not db.session.scalar(text("SELECT count(*) FROM figure_total WHERE n = 0"))
+        assert not db.session.scalar(  # p0 alone clicked A: its link's row is gone
+            text("SELECT count(*) FROM figure_total WHERE part LIKE :a"), {"a": f"%|{A}"}
+        )
         found = figures(broadcast_id)
         assert (found.delivered, found.unsubscribed_after) == (5, 0)
         assert found.clicks == ClickFigures(
