@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from .rollup_sql import INSERT
+from .rollup_sql import INSERT, Guarded
 
 LINK_CHARS = 1000  # a link's figure keeps this much of its URL (figure part: String(1100))
 TARGET = "COALESCE({0}.magnet_id, -{0}.broadcast_id)"
@@ -63,22 +63,26 @@ def _click(row: str, sign: int, keyed: bool) -> str:
     )
 
 
-def _clicks(row: str, sign: int) -> list[str]:
+def _clicks(row: str, sign: int) -> list[str | Guarded]:
     return [_click(row, sign, False), _click(row, sign, True)]
 
 
-def _outcome(row: str, sign: int) -> str:
+def _outcome(row: str, sign: int) -> Guarded:
     """A broadcast row counts by its outcome."""
-    return (
+    return f"{row}.status IN {OUTCOMES}", (
         INSERT + f"SELECT -{row}.broadcast_id, 'b_' || {row}.status, '', {sign} "
         f"WHERE {row}.broadcast_id IS NOT NULL AND {row}.status IN {OUTCOMES}"
     )
 
 
-def _after_of_email(row: str, sign: int) -> str:
+def _after_of_email(row: str, sign: int) -> Guarded:
     """A sent broadcast row whose recipient already unsubscribed or complained after it: its
     sent_at is the SMTP server's acceptance, recorded after a withdrawal meanwhile."""
-    return (
+    stopped = (
+        f"{row}.status = 'sent' AND EXISTS (SELECT 1 FROM subscriber s "
+        f"WHERE s.id = {row}.subscriber_id AND s.status IN ('unsubscribed', 'complained'))"
+    )
+    return stopped, (
         INSERT + f"SELECT -{row}.broadcast_id, v.name, '', {sign} FROM (SELECT "
         f"{AFTER.format(e=row)} FROM subscriber s WHERE s.id = {row}.subscriber_id "
         f"AND s.status IN ('unsubscribed', 'complained')) f, "
@@ -88,9 +92,9 @@ def _after_of_email(row: str, sign: int) -> str:
     )
 
 
-def _after_of_person(row: str, sign: int) -> str:
+def _after_of_person(row: str, sign: int) -> Guarded:
     """A person's change of state, over the broadcasts sent to them (a handful)."""
-    return (
+    return f"{row}.status IN ('unsubscribed', 'complained')", (
         INSERT + "SELECT -e.broadcast_id, v.name, '', " + str(sign) + " FROM (SELECT "
         f"e.broadcast_id, {AFTER.format(e='e')} FROM scheduled_email e, "
         f"(SELECT {row}.status AS status, {row}.unsubscribed_at AS unsubscribed_at, "
@@ -102,7 +106,7 @@ def _after_of_person(row: str, sign: int) -> str:
     )
 
 
-def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str]]]:
+def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]]:
     """(name, timing, event, table, when, statements) of every trigger on dialect `d`."""
     differ = DIFFER[d]
     outcome_moved = (
@@ -182,7 +186,7 @@ def create_triggers(conn: Connection) -> None:
     click, scheduled_email or subscriber drops them: call this again after one."""
     d = conn.dialect.name
     for name, timing, event, table, when, statements in triggers(d):
-        body = ";\n".join(statements) + ";"
+        body = ";\n".join(_body(d, statement) for statement in statements) + ";"
         if d == "postgresql":
             back = "NULL" if timing == "AFTER" else "OLD" if event == "DELETE" else "NEW"
             conn.execute(
@@ -202,6 +206,15 @@ def create_triggers(conn: Connection) -> None:
                 f"CREATE TRIGGER {name} {timing} {event} ON {table} FOR EACH ROW {condition} {tail}"
             )
         )
+
+
+def _body(d: str, statement: str | Guarded) -> str:
+    """PostgreSQL runs a guarded statement inside IF (a test on NEW/OLD instead of a
+    statement's start-up on every send); SQLite runs it, its WHERE holding the test too."""
+    if isinstance(statement, str):
+        return statement
+    condition, sql = statement
+    return f"IF {condition} THEN\n{sql};\nEND IF" if d == "postgresql" else sql
 
 
 def drop_triggers(conn: Connection) -> None:
