@@ -6,6 +6,7 @@ dashboard figures and in the same figure_delta / figure_total rows:
   c_link/<step>|<url>: people with a human hit on that link. Each twice: under magnet 0
   (every click of the step) and under the click's target, its magnet or -broadcast id.
 - b_sent|b_failed|b_cancelled/'': a broadcast's rows by outcome, under -broadcast id;
+  b_minute/<UTC minute>: its sends by the minute they left (its rate; an hour is kept);
   b_unsub|b_complained/'': its recipients in that state now, who got
   there after it reached them (unsubscribed_at, or updated_at for a complaint, >= sent_at).
 
@@ -25,6 +26,11 @@ from .rollup_sql import INSERT, Guarded
 LINK_CHARS = 1000  # a link's figure keeps this much of its URL (figure part: String(1100))
 TARGET = "COALESCE({0}.magnet_id, -{0}.broadcast_id)"
 OUTCOMES = "('sent', 'failed', 'cancelled')"
+# A broadcast's sends per UTC minute, for its rate; the fold drops minutes over an hour old.
+MINUTE = {
+    "postgresql": "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
+    "sqlite": "strftime('%Y-%m-%dT%H:%M', {0})",
+}
 DIFFER = {"postgresql": "{0} IS DISTINCT FROM {1}", "sqlite": "{0} IS NOT {1}"}
 # A recipient is in that state now, and got there after the broadcast reached them.
 AFTER = (
@@ -67,11 +73,15 @@ def _clicks(row: str, sign: int) -> list[str | Guarded]:
     return [_click(row, sign, False), _click(row, sign, True)]
 
 
-def _outcome(row: str, sign: int) -> Guarded:
-    """A broadcast row counts by its outcome."""
+def _outcome(d: str, row: str, sign: int) -> Guarded:
+    """A broadcast row counts by its outcome; a sent one also under the minute it left."""
+    minute = MINUTE[d].format(f"{row}.sent_at")
     return f"{row}.status IN {OUTCOMES}", (
         INSERT + f"SELECT -{row}.broadcast_id, 'b_' || {row}.status, '', {sign} "
-        f"WHERE {row}.broadcast_id IS NOT NULL AND {row}.status IN {OUTCOMES}"
+        f"WHERE {row}.broadcast_id IS NOT NULL AND {row}.status IN {OUTCOMES} "
+        f"UNION ALL SELECT -{row}.broadcast_id, 'b_minute', {minute}, {sign} "
+        f"WHERE {row}.broadcast_id IS NOT NULL AND {row}.status = 'sent' "
+        f"AND {row}.sent_at IS NOT NULL"
     )
 
 
@@ -135,7 +145,7 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]
             "INSERT",
             "scheduled_email",
             f"NEW.broadcast_id IS NOT NULL AND NEW.status IN {OUTCOMES}",
-            [_outcome("NEW", 1), _after_of_email("NEW", 1)],
+            [_outcome(d, "NEW", 1), _after_of_email("NEW", 1)],
         ),
         (
             "kept_broadcast_update",
@@ -144,8 +154,8 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]
             "scheduled_email",
             f"(OLD.broadcast_id IS NOT NULL OR NEW.broadcast_id IS NOT NULL) AND {outcome_moved}",
             [
-                _outcome("OLD", -1),
-                _outcome("NEW", 1),
+                _outcome(d, "OLD", -1),
+                _outcome(d, "NEW", 1),
                 _after_of_email("OLD", -1),
                 _after_of_email("NEW", 1),
             ],
@@ -158,7 +168,7 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]
             "OLD.broadcast_id IS NOT NULL",
             # Its person's unsubscribe or complaint is taken back by kept_recipient_delete:
             # rows go only with their person, who goes first.
-            [_outcome("OLD", -1)],
+            [_outcome(d, "OLD", -1)],
         ),
         (
             "kept_recipient_update",
@@ -234,7 +244,7 @@ def _row(magnet: str, name: str, part: str, n: str) -> str:
     return f"SELECT {magnet} AS magnet_id, {name} AS name, {part} AS part, {n} AS n "
 
 
-def _contributions() -> list[str]:
+def _contributions(d: str) -> list[str]:
     """The same figures counted from the rows at once (GROUP BY), as the triggers keep them."""
     link = f"c.step_id || '|' || substr(c.url, 1, {LINK_CHARS})"
     people = "count(DISTINCT c.subscriber_id)"
@@ -266,6 +276,9 @@ def _contributions() -> list[str]:
         _row("-x.broadcast_id", "'b_' || x.status", "''", "count(*)")
         + f"FROM scheduled_email x WHERE x.broadcast_id IS NOT NULL "
         f"AND x.status IN {OUTCOMES} GROUP BY x.broadcast_id, x.status",
+        _row("-x.broadcast_id", "'b_minute'", MINUTE[d].format("x.sent_at"), "count(*)")
+        + "FROM scheduled_email x WHERE x.broadcast_id IS NOT NULL AND x.status = 'sent' "
+        f"AND x.sent_at IS NOT NULL GROUP BY x.broadcast_id, {MINUTE[d].format('x.sent_at')}",
         _row("-f.broadcast_id", "'b_unsub'", "''", "sum(CASE WHEN f.unsub THEN 1 ELSE 0 END)")
         + after,
         _row(
@@ -284,7 +297,7 @@ def backfill(conn: Connection) -> None:
     the dashboard's own figures, rollup_sql.backfill's, are left alone)."""
     conn.execute(text(f"DELETE FROM figure_delta WHERE {OURS}"))
     conn.execute(text(f"DELETE FROM figure_total WHERE {OURS}"))
-    for contribution in _contributions():
+    for contribution in _contributions(conn.dialect.name):
         conn.execute(
             text(
                 "INSERT INTO figure_total (magnet_id, name, part, n) "

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from service.content.broadcast_body import BroadcastText
 from service.core.clock import utcnow
@@ -133,6 +133,11 @@ def test_a_broadcasts_kept_figures_count_people_once_and_bursts_apart(mixed):
         live = progress(broadcast_id, now)
         assert live is not None
         assert (live.recipients, live.sent, live.remaining) == (8, 8, 0)
+        sent_at = db.session.scalar(select(func.min(ScheduledEmail.sent_at)))
+        began = sent_at.replace(second=0, microsecond=0)  # its first minute: the rate's start
+        at = began + timedelta(seconds=40)
+        assert progress(broadcast_id, at).rate == pytest.approx(8 / 40)
+        assert progress(broadcast_id, at + timedelta(minutes=3)).rate == 0
         assert clicks.per_step()["guide"].people == 1
         assert f"broadcast-{broadcast_id}" not in clicks.per_step(1)  # not a magnet's
 
