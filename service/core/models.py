@@ -288,6 +288,15 @@ class ScheduledEmail(Model):
             postgresql_where=text("status = 'sending'"),
         ),
         Index("ix_scheduled_email_subscriber", "subscriber_id", "status"),
+        # EMAIL_MIN_GAP's warning reads the last gap's sends and their people: a range of
+        # this index alone, not every sent row.
+        Index(
+            "ix_scheduled_email_sent_at",
+            "sent_at",
+            "subscriber_id",
+            sqlite_where=text("status = 'sent' AND purpose <> 'test'"),
+            postgresql_where=text("status = 'sent' AND purpose <> 'test'"),
+        ),
     )
 
 
@@ -355,6 +364,10 @@ class Click(Model):
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
     # The email's step, copied: the figures group clicks without reading scheduled_email.
     step_id: Mapped[str] = mapped_column(String(64))
+    # The email's magnet and broadcast, copied too: a hit's kept figures (insights/kept_sql.py)
+    # are taken back from the row alone, even after its email went.
+    magnet_id: Mapped[int | None] = mapped_column(Integer)
+    broadcast_id: Mapped[int | None] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(String(2048))  # scheme and host lower-cased, no #fragment
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     automated: Mapped[str | None] = mapped_column(String(16))  # head | prefetch | burst
@@ -593,7 +606,7 @@ class FigureDelta(Model):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     magnet_id: Mapped[int] = mapped_column(Integer)  # 0: everyone's (people figures)
     name: Mapped[str] = mapped_column(String(16))  # sent, failed, signups, inbox...
-    part: Mapped[str] = mapped_column(String(128))  # the step, the day, the bucket...
+    part: Mapped[str] = mapped_column(String(1100))  # the step, the day, the bucket, a link...
     n: Mapped[int] = mapped_column(Integer)
 
 
@@ -604,5 +617,5 @@ class FigureTotal(Model):
 
     magnet_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
-    part: Mapped[str] = mapped_column(String(128), primary_key=True)
+    part: Mapped[str] = mapped_column(String(1100), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, select
-
-from ..core.extensions import db
-from ..core.models import EmailStatus, ScheduledEmail, Subscriber, SubscriberStatus
-from .clicks import ClickFigures, for_emails
+from . import clicks, rollup
+from .clicks import NAMES, ClickFigures
 
 
 @dataclass(frozen=True)
@@ -39,30 +36,12 @@ class BroadcastFigures:
 
 
 def figures(broadcast_id: int) -> BroadcastFigures:
-    sent = and_(
-        ScheduledEmail.broadcast_id == broadcast_id, ScheduledEmail.status == EmailStatus.SENT
+    """Read from the kept figures (kept_sql.py): one statement, whatever the audience."""
+    kept = rollup.read((*NAMES, "b_sent", "b_unsub", "b_complained"), [-broadcast_id])
+    step = f"broadcast-{broadcast_id}"
+    return BroadcastFigures(
+        delivered=kept.get(("b_sent", ""), 0),
+        clicks=clicks.figures(kept).get(step, ClickFigures()),
+        unsubscribed_after=kept.get(("b_unsub", ""), 0),
+        complained_after=kept.get(("b_complained", ""), 0),
     )
-    delivered = db.session.scalar(select(func.count(ScheduledEmail.id)).where(sent)) or 0
-    reached = select(Subscriber.id).join(
-        ScheduledEmail, ScheduledEmail.subscriber_id == Subscriber.id
-    )
-    unsubscribed = db.session.scalar(
-        select(func.count()).select_from(
-            reached.where(
-                sent,
-                Subscriber.status == SubscriberStatus.UNSUBSCRIBED,
-                Subscriber.unsubscribed_at >= ScheduledEmail.sent_at,
-            ).subquery()
-        )
-    )
-    complained = db.session.scalar(
-        select(func.count()).select_from(
-            reached.where(
-                sent,
-                Subscriber.status == SubscriberStatus.COMPLAINED,
-                Subscriber.updated_at >= ScheduledEmail.sent_at,
-            ).subquery()
-        )
-    )
-    emails = select(ScheduledEmail.id).where(ScheduledEmail.broadcast_id == broadcast_id)
-    return BroadcastFigures(delivered, for_emails(emails), unsubscribed or 0, complained or 0)

@@ -1,18 +1,16 @@
 """Click figures: the people who clicked, kept apart from hits that look automated, and the
-top links. Read from the click table alone (it holds the step), counted by the database."""
+top links; per step (everyone's, or a magnet's) and per broadcast. Read from the figures
+the click table's triggers keep (kept_sql.py), in time bounded by steps and links."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, SQLColumnExpression, case, distinct, func, literal_column, select
-from sqlalchemy.sql.elements import ColumnElement
-
-from ..core.extensions import db
-from ..core.models import Click, ScheduledEmail
+from ..core.models import Automated
+from . import rollup
 
 TOP_LINKS = 5
-ALL = ""  # the key of figures counted over everything asked for, in no groups
+NAMES = ("c_anyone", "c_people", "c_link", *(f"c_{reason}" for reason in Automated))
 
 
 @dataclass(frozen=True)
@@ -34,63 +32,35 @@ class ClickFigures:
 
 
 def per_step(magnet_id: int | None = None) -> dict[str, ClickFigures]:
-    """The figures of each step (of drip emails, and guide resends under the first step);
-    with a magnet, of that magnet's emails only."""
-    if magnet_id is None:
-        return figures(Click.step_id)
-    of_magnet = select(ScheduledEmail.id).where(ScheduledEmail.magnet_id == magnet_id)
-    return figures(Click.step_id, Click.email_id.in_(of_magnet))
+    """The figures of each step (of drip emails, guide resends under the first step, and
+    each broadcast as its step); with a magnet, of that magnet's emails only."""
+    return figures(rollup.read(NAMES, [rollup.EVERYONE if magnet_id is None else magnet_id]))
 
 
-def for_emails(emails: Select) -> ClickFigures:
-    """The figures of a set of emails, given as a query of their ids (a broadcast's page:
-    `select(ScheduledEmail.id).where(...)`)."""
-    return figures(None, Click.email_id.in_(emails)).get(ALL, ClickFigures())
-
-
-def figures(
-    key: SQLColumnExpression[str] | None, *where: ColumnElement[bool]
-) -> dict[str, ClickFigures]:
-    """Click figures grouped by a column of the click table (None: one group, ALL), over the
-    hits `where` selects. Three GROUP BY queries, whatever the number of hits."""
-    name = key if key is not None else literal_column("''")  # SQL text: no GROUP BY needed
-    groups = [key] if key is not None else []
-    human = Click.automated.is_(None)
-    people = db.session.execute(
-        select(
-            name,
-            func.count(distinct(case((human, Click.subscriber_id)))),
-            func.count(distinct(Click.subscriber_id)),
-        )
-        .where(*where)
-        .group_by(*groups)
-    ).all()
-    reasons = db.session.execute(
-        select(name, Click.automated, func.count())
-        .where(Click.automated.is_not(None), *where)
-        .group_by(*groups, Click.automated)
-    ).all()
-    links = db.session.execute(
-        select(name, Click.url, func.count(distinct(Click.subscriber_id)))
-        .where(human, *where)
-        .group_by(*groups, Click.url)
-    ).all()
-
-    by_reason: dict[str, dict[str, int]] = {}
-    for group, reason, hits in reasons:
-        by_reason.setdefault(group, {})[str(reason)] = hits
-    top: dict[str, list[LinkFigure]] = {}
-    for group, url, clicked in links:
-        top.setdefault(group, []).append(LinkFigure(url=url, people=clicked))
+def figures(kept: dict[tuple[str, str], int]) -> dict[str, ClickFigures]:
+    """ClickFigures by step from kept {(name, part): n}: a link's part is `step|url`."""
+    by_step: dict[str, dict[str, int]] = {}
+    links: dict[str, list[LinkFigure]] = {}
+    for (name, part), n in kept.items():
+        if name == "c_link":
+            step, _, url = part.partition("|")
+            links.setdefault(step, []).append(LinkFigure(url=url, people=n))
+        else:
+            by_step.setdefault(part, {})[name] = n
     found = {}
-    for group, clicked, anyone in people:
-        if not anyone:
-            continue  # no hits at all: the one row of an ungrouped count
-        ranked = sorted(top.get(group, ()), key=lambda link: (-link.people, link.url))
-        found[group] = ClickFigures(
-            people=clicked,
-            automated_people=anyone - clicked,
-            automated_hits=dict(sorted(by_reason.get(group, {}).items())),
+    for step, got in by_step.items():
+        anyone, people = got.get("c_anyone", 0), got.get("c_people", 0)
+        if anyone <= 0:
+            continue
+        ranked = sorted(links.get(step, ()), key=lambda link: (-link.people, link.url))
+        found[step] = ClickFigures(
+            people=people,
+            automated_people=anyone - people,
+            automated_hits={
+                name.removeprefix("c_"): n
+                for name, n in sorted(got.items())
+                if name not in ("c_anyone", "c_people")
+            },
             top_links=tuple(ranked[:TOP_LINKS]),
         )
     return found

@@ -13,6 +13,7 @@ from ..core.extensions import db
 
 EVERYONE = 0  # the magnet_id of figures about people, counted once per person
 INBOX_KEPT = timedelta(days=2)  # hours of time-to-inbox figures kept (the page reads a day)
+MINUTES_KEPT = timedelta(hours=1)  # minutes of a broadcast's sends kept (its rate reads two)
 # The fold's PostgreSQL advisory lock: two workers folding at once would wait on each
 # other's totals; the second simply leaves the deltas to the first.
 FOLD_LOCK = 0x6669677572657321
@@ -56,7 +57,8 @@ def emails_of(magnet_id: int | None) -> list[int] | None:
 
 def fold(now: datetime) -> int:
     """Move the deltas into the totals, in one transaction; returns the deltas moved.
-    Time-to-inbox totals of hours no page reads any more go too."""
+    Time-to-inbox hours and broadcast minutes no page reads any more go too, and totals
+    back to 0."""
     if db.engine.dialect.name == "postgresql":
         if not db.session.scalar(
             text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FOLD_LOCK}
@@ -70,6 +72,13 @@ def fold(now: datetime) -> int:
     db.session.execute(
         text("DELETE FROM figure_total WHERE name = 'inbox' AND part < :stale"), {"stale": stale}
     )
+    db.session.execute(
+        text("DELETE FROM figure_total WHERE name = 'b_minute' AND part < :stale"),
+        {"stale": (now - MINUTES_KEPT).strftime("%Y-%m-%dT%H:%M")},
+    )
+    # A figure back to nothing goes: a link's row names its URL, which may carry a reader's
+    # data (a personalised link) after that reader's hits were deleted.
+    db.session.execute(text("DELETE FROM figure_total WHERE n = 0"))
     db.session.commit()
     return moved
 

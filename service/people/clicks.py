@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from ..core import click_tokens
 from ..core.extensions import db
@@ -23,21 +23,24 @@ def follow(ctx: Context, token: str, automated: Automated | None) -> str | None:
         return None
     email = db.session.execute(
         select(
-            ScheduledEmail.subscriber_id, ScheduledEmail.step_id, ScheduledEmail.message_id
+            ScheduledEmail.subscriber_id,
+            ScheduledEmail.step_id,
+            ScheduledEmail.message_id,
+            ScheduledEmail.magnet_id,
+            ScheduledEmail.broadcast_id,
         ).where(ScheduledEmail.id == claim.email_id)
     ).one_or_none()
     if email is None or not click_tokens.genuine(ctx.settings.secret_keys, claim, email.message_id):
         return None
     if ctx.settings.track_clicks:
-        _record(ctx, claim.email_id, email.subscriber_id, email.step_id, claim.url, automated)
+        _record(ctx, claim.email_id, email, claim.url, automated)
     return claim.url
 
 
 def _record(
     ctx: Context,
     email_id: int,
-    subscriber_id: int,
-    step_id: str,
+    email: Row,
     url: str,
     automated: Automated | None,
 ) -> None:
@@ -52,8 +55,10 @@ def _record(
     db.session.add(
         Click(
             email_id=email_id,
-            subscriber_id=subscriber_id,
-            step_id=step_id,
+            subscriber_id=email.subscriber_id,
+            step_id=email.step_id,
+            magnet_id=email.magnet_id,  # copied for the kept figures (insights/kept_sql.py)
+            broadcast_id=email.broadcast_id,
             url=normalized(url),
             at=now,
             automated=automated,

@@ -12,7 +12,9 @@ from sqlalchemy import select
 from service.core.clock import utcnow
 from service.core.extensions import db
 from service.core.models import Click, ScheduledEmail, Subscriber
-from service.insights.clicks import ClickFigures, LinkFigure, for_emails, per_step
+from service.insights.clicks import ClickFigures, LinkFigure, per_step
+from service.people.records import forget
+from service.sending.context import for_app
 from tests.click_helpers import BLOG, SHOP, VIDEO, linking_app, send_guide, tracked_paths
 
 VIDEO_STORED = "https://video.example.com/watch/42"
@@ -64,17 +66,17 @@ def test_per_step_counts_people_once_and_keeps_automated_hits_apart(clicked):
         assert ClickFigures().rate(0) is None
 
 
-def test_figures_for_any_set_of_emails(clicked):
+def test_a_magnets_figures_are_its_emails_and_erasure_takes_a_person_back(clicked):
     with clicked.app_context():
-        ids = select(Subscriber.id).where(
-            Subscriber.email.in_(["ann@example.com", "bob@example.com"])
-        )
-        emails = select(ScheduledEmail.id).where(ScheduledEmail.subscriber_id.in_(ids))
-        found = for_emails(emails)
+        magnet = db.session.scalar(select(ScheduledEmail.magnet_id).limit(1))
+        assert per_step(magnet) == per_step()
+        assert per_step(magnet + 1000) == {}
+        ann = db.session.scalar(select(Subscriber).filter_by(email="ann@example.com"))
+        forget(for_app(clicked), ann)
+        found = per_step(magnet)["guide"]
         assert (found.people, found.automated_people) == (1, 1)
-        assert found.top_links == (LinkFigure(BLOG, 1), LinkFigure(SHOP, 1))
-        nobody = select(ScheduledEmail.id).where(ScheduledEmail.id < 0)
-        assert for_emails(nobody) == ClickFigures()
+        assert found.top_links == (LinkFigure(VIDEO_STORED, 1),)
+        assert per_step() == per_step(magnet)
 
 
 def test_steps_apart_and_the_top_five_links_by_people(clicked):

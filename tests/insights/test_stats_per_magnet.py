@@ -103,6 +103,7 @@ def test_clicks_per_step_of_one_magnet(app, client):
                     email_id=email.id,
                     subscriber_id=email.subscriber_id,
                     step_id="guide",
+                    magnet_id=email.magnet_id,
                     url="https://example.org/",
                     at=T0 + timedelta(hours=1),
                 )

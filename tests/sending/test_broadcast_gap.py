@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from service.core.extensions import db
 from service.core.models import EmailStatus, Purpose, ScheduledEmail
@@ -92,3 +92,25 @@ def test_nobody_waits_nothing_is_said(app, client, tmp_path):
     sign_in_owner(app, client)
     page = client.get(f"/admin/broadcasts/{broadcast_id}/review").get_data(as_text=True)
     assert "gap-warning" not in page and "2 recipients" in page
+
+
+def test_the_count_before_the_start_reads_a_range_of_the_sent_at_index(pg_app):
+    """Not a scan of every sent row: the plan (sequential scans off, as on a table too big
+    for them) reads the partial index of sent rows by sent_at."""
+    sent: list[tuple[str, dict]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "UNION ALL" in statement:
+            sent.append((statement, dict(parameters)))
+
+    with pg_app.app_context():
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            broadcast_gap.predicted(Audience(), NOW, GAP)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            statement, parameters = sent[0]
+            plan = [row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)]
+    assert any("ix_scheduled_email_sent_at" in line for line in plan), plan
