@@ -22,6 +22,7 @@ from ..core.models import (
     WebhookEvent,
 )
 from ..sending.context import Context
+from ..sending.enrolment_stops import stop_enrolments
 from ..sending.schedule import cancel_open
 from ..sending.suppression import address_hash, suppress
 from .normalized import Event, Forbidden
@@ -115,6 +116,7 @@ def _stop(ctx: Context, subscriber: Subscriber, status: SubscriberStatus, event:
     if subscriber.status != SubscriberStatus.COMPLAINED:
         subscriber.status = status
     cancel_open(subscriber.id)
+    stop_enrolments(subscriber.id, status, ctx.now())  # as an unsubscribe does
     suppress(ctx, subscriber.email, SuppressionReason(status))
     log.warning(
         "subscriber %s %s (%s event %s): their emails are cancelled",
