@@ -491,6 +491,11 @@ class WebhookEvent(Model):
     detail: Mapped[str | None] = mapped_column(Text)
     # Mailgun signs only (timestamp, token), not the event: a token seen twice is a replay.
     nonce: Mapped[str | None] = mapped_column(String(128))
+    # The email of ours the report is about, found by the Message-ID the provider quoted
+    # (None: not quoted, not ours, or erased since): what a late complaint is counted under.
+    email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scheduled_email.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (
         UniqueConstraint("provider", "event_id", name="uq_webhook_event_provider_event_id"),
