@@ -455,6 +455,11 @@ class Enrolment(Model):
     # "Only stop emails about this magnet", or the magnet archived with its emails stopped.
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stop_reason: Mapped[str | None] = mapped_column(String(32))
+    # Downloads of this magnet's guide by this person (the subscriber's own counts are of
+    # every guide): a download of one guide is not one of another's.
+    guide_downloads: Mapped[int] = mapped_column(Integer, server_default="0")
+    first_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("subscriber_id", "magnet_id", name="uq_enrolment_subscriber_magnet"),

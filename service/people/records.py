@@ -85,6 +85,7 @@ def _magnets(subscriber: Subscriber) -> list[dict]:
             "taken_at": _iso(found.taken_at),
             "stopped_at": _iso(found.stopped_at),
             "stop_reason": found.stop_reason,
+            "guide_downloads": found.guide_downloads,  # of this magnet's guide
             "consents": [
                 _consent(c, slugs) for c in subscriber.consents if c.magnet_id == magnet.id
             ],
