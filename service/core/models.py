@@ -468,6 +468,11 @@ class Enrolment(Model):
     # "Only stop emails about this magnet", or the magnet archived with its emails stopped.
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stop_reason: Mapped[str | None] = mapped_column(String(32))
+    # Downloads of this magnet's guide by this person (the subscriber's own counts are of
+    # every guide): a download of one guide is not one of another's.
+    guide_downloads: Mapped[int] = mapped_column(Integer, server_default="0")
+    first_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_download_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("subscriber_id", "magnet_id", name="uq_enrolment_subscriber_magnet"),
@@ -504,6 +509,11 @@ class WebhookEvent(Model):
     detail: Mapped[str | None] = mapped_column(Text)
     # Mailgun signs only (timestamp, token), not the event: a token seen twice is a replay.
     nonce: Mapped[str | None] = mapped_column(String(128))
+    # The email of ours the report is about, found by the Message-ID the provider quoted
+    # (None: not quoted, not ours, or erased since): what a late complaint is counted under.
+    email_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scheduled_email.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (
         UniqueConstraint("provider", "event_id", name="uq_webhook_event_provider_event_id"),

@@ -1,5 +1,6 @@
 """Enrolments: which magnets a person took, with the consent entry of each, and which of
-their sequences still run ("only stop emails about this magnet" stops one)."""
+their sequences still run ("only stop emails about this magnet" stops one; an unsubscribe,
+a bounce or a complaint stops them all: sending/enrolment_stops.py)."""
 
 from __future__ import annotations
 
@@ -55,17 +56,6 @@ def stop(ctx: Context, subscriber: Subscriber, magnet: Magnet, reason: str) -> b
     _stopped(found, ctx.now(), reason)
     cancel_magnet(subscriber.id, magnet.id)
     return True
-
-
-def stop_all(subscriber: Subscriber, reason: str, now: datetime) -> None:
-    """Mark every running enrolment stopped (their rows are cancelled by the caller): coming
-    back through one magnet's form restarts that magnet only."""
-    for found in db.session.scalars(
-        select(Enrolment).where(
-            Enrolment.subscriber_id == subscriber.id, Enrolment.stopped_at.is_(None)
-        )
-    ):
-        _stopped(found, now, reason)
 
 
 def _stopped(found: Enrolment, now: datetime, reason: str) -> None:

@@ -21,6 +21,7 @@ from ..core.models import (
     ScheduledEmail,
     Subscriber,
     SuppressionReason,
+    WebhookEvent,
 )
 from ..sending.context import Context
 from ..sending.suppression import is_suppressed, suppress
@@ -51,6 +52,7 @@ def _iso(value: datetime | None) -> str | None:
 def describe(ctx: Context, subscriber: Subscriber) -> dict:
     """All we hold on one person, as plain data (for `subscribers show`)."""
     slugs = {row.id: row.slug for row in db.session.execute(select(Magnet.id, Magnet.slug))}
+    reports = _reports(subscriber.id)
     return {
         "email": subscriber.email,
         "first_name": subscriber.first_name,
@@ -67,7 +69,7 @@ def describe(ctx: Context, subscriber: Subscriber) -> dict:
         },
         "magnets": _magnets(subscriber),
         "consents": [_consent(c, slugs) for c in subscriber.consents],
-        "emails": [_email(e, slugs) for e in subscriber.emails],
+        "emails": [_email(e, slugs, reports) for e in subscriber.emails],
         "clicks": [_click(c) for c in _clicks(subscriber.id)],
     }
 
@@ -83,6 +85,7 @@ def _magnets(subscriber: Subscriber) -> list[dict]:
             "taken_at": _iso(found.taken_at),
             "stopped_at": _iso(found.stopped_at),
             "stop_reason": found.stop_reason,
+            "guide_downloads": found.guide_downloads,  # of this magnet's guide
             "consents": [
                 _consent(c, slugs) for c in subscriber.consents if c.magnet_id == magnet.id
             ],
@@ -106,7 +109,25 @@ def _consent(record: ConsentRecord, slugs: dict[int, str]) -> dict:
     }
 
 
-def _email(email: ScheduledEmail, slugs: dict[int, str]) -> dict:
+def _reports(subscriber_id: int) -> dict[int, list[dict]]:
+    """The providers' bounce and complaint reports that name one of this person's emails,
+    by email."""
+    found: dict[int, list[dict]] = {}
+    rows = db.session.scalars(
+        select(WebhookEvent)
+        .join(ScheduledEmail, ScheduledEmail.id == WebhookEvent.email_id)
+        .where(ScheduledEmail.subscriber_id == subscriber_id)
+        .order_by(WebhookEvent.id)
+    )
+    for row in rows:
+        assert row.email_id is not None  # the join
+        found.setdefault(row.email_id, []).append(
+            {"at": _iso(row.received_at), "kind": row.kind, "provider": row.provider}
+        )
+    return found
+
+
+def _email(email: ScheduledEmail, slugs: dict[int, str], reports: dict[int, list[dict]]) -> dict:
     return {
         "magnet": slugs.get(email.magnet_id) if email.magnet_id else None,
         "step": email.step_id,
@@ -116,6 +137,7 @@ def _email(email: ScheduledEmail, slugs: dict[int, str]) -> dict:
         "sent_at": _iso(email.sent_at),
         "message_id": email.message_id,
         "attempts": [_attempt(a) for a in email.deliveries],
+        "reports": reports.get(email.id, []),  # bounces and complaints that name it
     }
 
 

@@ -15,7 +15,7 @@ CONSENT_TITLES = {
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    kind: str  # consent | email | download | click
+    kind: str  # consent | email | download | click | report
     title: str
     detail: dict = field(default_factory=dict)  # the piece of describe() it comes from
 
@@ -38,6 +38,13 @@ def _email_title(email: dict) -> str:
     return f"{what}: {email['status']}"
 
 
+REPORT_TITLES = {
+    "complaint": "Marked “{}” as spam",
+    "hard_bounce": "“{}” bounced",
+    "soft_bounce": "“{}” bounced (soft)",
+}
+
+
 def _click_title(click: dict) -> str:
     if click["automated"]:
         return f"A link in “{click['step']}” opened by a machine ({click['automated']})"
@@ -54,6 +61,11 @@ def timeline(described: dict) -> list[Entry]:
         # A sent email sits where it left; one not (yet) sent where it is or was due.
         at = _when(email["sent_at"] or email["due_at"])
         entries.append(Entry(at, "email", _email_title(email), email))
+        for report in email.get("reports", ()):
+            # Where the provider's report came, about the email it names (a late complaint
+            # may name an email older than the last one sent).
+            title = REPORT_TITLES.get(report["kind"], "A report about “{}”").format(email["step"])
+            entries.append(Entry(_when(report["at"]), "report", title, report))
     downloads = described["guide_downloads"]
     if downloads["first_at"]:
         entries.append(Entry(_when(downloads["first_at"]), "download", "Downloaded the guide"))

@@ -18,10 +18,11 @@ from ..core.models import (
     SuppressionReason,
 )
 from ..sending.context import Context
+from ..sending.enrolment_stops import stop_enrolments
 from ..sending.schedule import cancel_open
 from ..sending.suppression import suppress
 from . import consent
-from .enrolments import ONLY_THIS, UNSUBSCRIBED, stop, stop_all
+from .enrolments import ONLY_THIS, UNSUBSCRIBED, stop
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def unsubscribe(ctx: Context, subscriber_id: int, meta: consent.RequestMeta) -> 
     subscriber.unsubscribed_at = now
     consent.record(subscriber, ConsentAction.WITHDRAWAL, ctx.content.consent, meta, now)
     cancel_open(subscriber.id)
-    stop_all(subscriber, UNSUBSCRIBED, now)
+    stop_enrolments(subscriber.id, UNSUBSCRIBED, now)
     suppress(ctx, subscriber.email, SuppressionReason.UNSUBSCRIBED)
     step = last_step_sent(subscriber.id)
     db.session.commit()

@@ -39,6 +39,7 @@ from .batch_claims import claim_batch, extend, unclaim
 from .broadcasts import stop_if_refused
 from .compose import compose, context, render_for
 from .context import Context
+from .enrolment_stops import stop_enrolments
 from .schedule import cancel_open, schedule_next, zone_of
 from .spacing import held_until_each, hold
 from .suppression import address_hashes, suppress
@@ -598,6 +599,7 @@ def _failed(
         _log(email, Outcome.BOUNCED, exc.code, exc.reply, now)
         subscriber.status = SubscriberStatus.BOUNCED
         cancel_open(subscriber.id)
+        stop_enrolments(subscriber.id, "bounced", now)
         suppress(ctx, subscriber.email, SuppressionReason.BOUNCED)
         db.session.commit()
         metrics.send_failed(Outcome.BOUNCED)

@@ -29,6 +29,7 @@ from .admin_magnets import magnet_or_404
 from .context import current
 
 TESTS_PER_HOUR = 10
+STALE_CONFLICT = "The draft was saved again since this page was shown: here it is as it is now."
 STALE = (
     "The draft changed since you opened it (someone else saved it). Nothing was saved: "
     "your text is below; copy what you need, then reload to see theirs."
@@ -55,7 +56,8 @@ def editor(slug: str) -> ResponseReturnValue:
         files = versions.files_of(version) if version else {}
         return _page(magnet, None, steps_of(files), read_only=True)
     draft = drafts.open_draft(magnet, g.owner.email, current().now())
-    return _page(magnet, draft, steps_of(drafts.draft_files(draft)))
+    conflict = drafts.follow(magnet)  # a draft without edits takes a version published since
+    return _page(magnet, draft, steps_of(drafts.draft_files(draft)), conflict=conflict)
 
 
 def _page(
@@ -69,6 +71,7 @@ def _page(
     step_id: str = "",
     revision: int | None = None,
     status: int = 200,
+    conflict: drafts.Conflict | None = None,
 ) -> ResponseReturnValue:
     published = db.session.get(MagnetVersion, magnet.published_version_id)
     changed = bool(
@@ -86,6 +89,7 @@ def _page(
         revision=revision if revision is not None else (draft.revision if draft else 0),
         published=published,
         changed=changed,
+        conflict=conflict,
     ), status
 
 
@@ -202,6 +206,8 @@ def test_send(slug: str, step_id: str) -> ResponseReturnValue:
 
 def _review(magnet: Magnet) -> ResponseReturnValue:
     """A version made from the draft, then the page that shows its impact."""
+    if drafts.follow(magnet) is not None:  # a version published elsewhere since it opened
+        return redirect(url_for("admin.conflict", slug=magnet.slug), code=303)
     draft = drafts.draft_of(magnet)
     if draft is None:
         abort(404)
@@ -244,6 +250,10 @@ def publish_confirmed(slug: str, number: int) -> ResponseReturnValue:
     if magnet.published_version_id == version.id:
         flash(f"Version {number} is already published: nothing was applied again.")
         return redirect(url_for("admin.history", slug=slug), code=303)
+    conflict = drafts.follow(magnet)
+    if conflict is not None and versions.files_of(version) == drafts.draft_files(conflict.draft):
+        # Made from the draft before another version was published: not over it unseen.
+        return redirect(url_for("admin.conflict", slug=slug), code=303)
     ctx = current().for_magnet(magnet.id)
     audit.note(
         g.owner.email,
@@ -253,6 +263,7 @@ def publish_confirmed(slug: str, number: int) -> ResponseReturnValue:
         magnet.id,
     )
     result = publishing.publish(ctx, magnet, version, g.owner.email)
+    drafts.follow(magnet)  # the draft published: its base is this version now
     flash(f"Version {number} is published. " + " ".join(result.as_lines()))
     return redirect(url_for("admin.history", slug=slug), code=303)
 
@@ -280,3 +291,50 @@ def restore(slug: str, number: int) -> ResponseReturnValue:
     drafts.restore(magnet, version, g.owner.email, now)
     flash(f"The draft is now version {number}: review it, then publish.")
     return redirect(url_for("admin.editor", slug=slug), code=303)
+
+
+@bp.get("/magnets/<slug>/conflict")
+def conflict(slug: str) -> ResponseReturnValue:
+    """What the version published since the draft opened changed, beside what the draft
+    changes, and the owner's two ways on: keep the draft or take that version."""
+    magnet = magnet_or_404(slug)
+    _editable(magnet)
+    found = drafts.follow(magnet)
+    if found is None:
+        return redirect(url_for("admin.editor", slug=slug), code=303)
+    return render_template("admin/conflict.html", magnet=magnet, conflict=found)
+
+
+@bp.post("/magnets/<slug>/conflict/keep")
+def conflict_keep(slug: str) -> ResponseReturnValue:
+    magnet = magnet_or_404(slug)
+    _editable(magnet)
+    try:
+        drafts.keep_mine(magnet, _revision(), g.owner.email, current().now())
+    except drafts.StaleDraft:
+        flash(STALE_CONFLICT, "error")
+        return redirect(url_for("admin.conflict", slug=slug), code=303)
+    return _review(magnet)
+
+
+@bp.post("/magnets/<slug>/conflict/take")
+def conflict_take(slug: str) -> ResponseReturnValue:
+    magnet = magnet_or_404(slug)
+    _editable(magnet)
+    published = db.session.get_one(MagnetVersion, magnet.published_version_id)
+    now = current().now()
+    files = versions.files_of(published)
+    try:
+        drafts.save(magnet, files, _revision(), g.owner.email, now, published.id)
+    except drafts.StaleDraft:
+        flash(STALE_CONFLICT, "error")
+        return redirect(url_for("admin.conflict", slug=slug), code=303)
+    flash(f"The draft is now version {published.number}, the one in force.")
+    return redirect(url_for("admin.editor", slug=slug), code=303)
+
+
+def _revision() -> int:
+    try:
+        return int(request.form.get("revision", ""))
+    except ValueError:
+        abort(400)

@@ -17,8 +17,9 @@ from ..content.magnet_copy import starting_files
 from ..content.pdf_check import check_pdf
 from ..content.sequence import SequenceError
 from ..core.extensions import db
-from ..core.models import AuditAction, Enrolment, Magnet, MagnetVersion, Subscriber
+from ..core.models import AuditAction, Enrolment, Magnet, MagnetVersion
 from ..people import audit
+from ..people.downloads import downloads_per_magnet
 from ..people.magnet_archive import archive
 from .admin import bp
 from .context import current
@@ -55,14 +56,8 @@ def _rows() -> list[Row]:
             .group_by(Enrolment.magnet_id)
         ).all()
     )
-    # Downloads are counted per person; a person's count goes to each magnet they took.
-    downloads = dict(
-        db.session.execute(
-            select(Enrolment.magnet_id, func.coalesce(func.sum(Subscriber.guide_downloads), 0))
-            .join(Subscriber, Subscriber.id == Enrolment.subscriber_id)
-            .group_by(Enrolment.magnet_id)
-        ).all()
-    )
+    # Each magnet's own guide: a download of another magnet's guide is not one of this.
+    downloads = {m: total for m, (total, _people) in downloads_per_magnet().items()}
     numbers = dict(db.session.execute(select(MagnetVersion.id, MagnetVersion.number)).all())
     everyone = db.session.scalars(
         select(Magnet).order_by(Magnet.archived_at.isnot(None), Magnet.id)

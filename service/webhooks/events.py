@@ -16,12 +16,14 @@ from ..core.models import (
     ConsentAction,
     ConsentRecord,
     EventKind,
+    ScheduledEmail,
     Subscriber,
     SubscriberStatus,
     SuppressionReason,
     WebhookEvent,
 )
 from ..sending.context import Context
+from ..sending.enrolment_stops import stop_enrolments
 from ..sending.schedule import cancel_open
 from ..sending.suppression import address_hash, suppress
 from .normalized import Event, Forbidden
@@ -29,6 +31,7 @@ from .normalized import Event, Forbidden
 log = logging.getLogger(__name__)
 SOFT_BOUNCE_LIMIT = 5  # soft bounces since the last consent that suppress an address
 MAX_DETAIL = 2000
+STOPPING = (EventKind.HARD_BOUNCE, EventKind.SOFT_BOUNCE, EventKind.COMPLAINT)
 
 
 def apply(ctx: Context, events: list[Event]) -> int:
@@ -60,25 +63,24 @@ def _refuse_reused_nonces(events: list[Event]) -> None:
 def _apply_one(ctx: Context, event: Event) -> bool:
     now = ctx.now()
     address = _address(event.email)
-    db.session.add(
-        WebhookEvent(
-            provider=event.provider,
-            event_id=event.event_id,
-            kind=event.kind,
-            email_hash=address_hash(address, ctx.settings.secret_keys[0]),
-            occurred_at=event.occurred_at,
-            received_at=now,
-            detail=_scrub(event.detail, event.email, address),
-            nonce=event.nonce,
-        )
+    row = WebhookEvent(
+        provider=event.provider,
+        event_id=event.event_id,
+        kind=event.kind,
+        email_hash=address_hash(address, ctx.settings.secret_keys[0]),
+        occurred_at=event.occurred_at,
+        received_at=now,
+        detail=_scrub(event.detail, event.email, address),
+        nonce=event.nonce,
     )
+    db.session.add(row)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         log.info("%s event %s seen before: nothing changes", event.provider, event.event_id)
         return False
-    _act(ctx, event, address)
+    _act(ctx, event, address, row)
     db.session.commit()
     _count(event)
     return True
@@ -92,8 +94,8 @@ def _count(event: Event) -> None:
         metrics.complaint_reported()
 
 
-def _act(ctx: Context, event: Event, address: str) -> None:
-    if event.kind not in (EventKind.HARD_BOUNCE, EventKind.SOFT_BOUNCE, EventKind.COMPLAINT):
+def _act(ctx: Context, event: Event, address: str, row: WebhookEvent) -> None:
+    if event.kind not in STOPPING:
         return
     # Locked, so two soft bounces arriving together cannot both count to four.
     subscriber = db.session.scalar(
@@ -101,6 +103,10 @@ def _act(ctx: Context, event: Event, address: str) -> None:
     )
     if subscriber is None:
         return  # not ours (or erased): the event is recorded and that is all
+    # Recorded before the status changes, so whatever reads the person's change (the
+    # figures) finds the email the report is about, not merely the last one sent.
+    row.email_id = _named_email(subscriber, event.message_id)
+    db.session.flush()
     if event.kind == EventKind.COMPLAINT:
         _stop(ctx, subscriber, SubscriberStatus.COMPLAINED, event)
     elif (
@@ -115,6 +121,7 @@ def _stop(ctx: Context, subscriber: Subscriber, status: SubscriberStatus, event:
     if subscriber.status != SubscriberStatus.COMPLAINED:
         subscriber.status = status
     cancel_open(subscriber.id)
+    stop_enrolments(subscriber.id, status, ctx.now())  # as an unsubscribe does
     suppress(ctx, subscriber.email, SuppressionReason(status))
     log.warning(
         "subscriber %s %s (%s event %s): their emails are cancelled",
@@ -124,6 +131,36 @@ def _stop(ctx: Context, subscriber: Subscriber, status: SubscriberStatus, event:
         event.event_id,
         extra={"subscriber_id": subscriber.id},
     )
+
+
+def _named_email(subscriber: Subscriber, message_id: str | None) -> int | None:
+    """Our email to this person with the Message-ID the report quotes (unique per email):
+    a Message-ID of another person's email names nothing here."""
+    if message_id is None:
+        return None
+    return db.session.scalar(
+        select(ScheduledEmail.id).where(
+            ScheduledEmail.message_id == message_id,
+            ScheduledEmail.subscriber_id == subscriber.id,
+        )
+    )
+
+
+def reported_step(subscriber_id: int) -> tuple[int | None, str] | None:
+    """The magnet and step of the email this person's latest bounce or complaint report
+    names (None: no report named one of their emails). This, not the last email sent, is
+    what a complaint that arrives after the next send is about."""
+    row = db.session.execute(
+        select(ScheduledEmail.magnet_id, ScheduledEmail.step_id)
+        .join(WebhookEvent, WebhookEvent.email_id == ScheduledEmail.id)
+        .where(
+            ScheduledEmail.subscriber_id == subscriber_id,
+            WebhookEvent.kind.in_(STOPPING),
+        )
+        .order_by(WebhookEvent.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def _soft_bounces(ctx: Context, subscriber: Subscriber, address: str) -> int:

@@ -62,8 +62,16 @@ class Mailgun:
                 occurred_at=parse_time(data.get("timestamp")),
                 detail=detail or text(data.get("reason")),
                 nonce=token,
+                message_id=_message_id(data),
             )
         ]
+
+
+def _message_id(data: dict) -> object:
+    """The Message-ID header of the email reported on (event-data.message.headers)."""
+    message = data.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return headers.get("message-id") if isinstance(headers, dict) else None
 
 
 def verify(signature: object, key: str, now: datetime) -> str:

@@ -36,6 +36,9 @@ class Event:
     occurred_at: datetime | None
     detail: str | None
     nonce: str | None = None  # a per-request value that must never be seen twice
+    # The Message-ID header of the email reported on, where the provider quotes it: a late
+    # complaint names the email it is about, which need not be the last one sent.
+    message_id: str | None = None
 
     @classmethod
     def read(
@@ -47,14 +50,24 @@ class Event:
         occurred_at: datetime | None,
         detail: str | None,
         nonce: str | None = None,
+        message_id: object = None,
     ) -> Event:
         """An event from a payload's fields, which may hold anything: Malformed unless the
-        id and the address are text that fits the columns."""
+        id and the address are text that fits the columns. A Message-ID that is not text of
+        a Message-ID's size is left out (the event still counts, attributed to no email)."""
         if not (isinstance(event_id, str) and 0 < len(event_id) <= 512):
             raise Malformed("the event has no usable id")
         if not (isinstance(email, str) and 0 < len(email) <= 320):
             raise Malformed("the event names no address")
-        return cls(provider, event_id, kind, email, occurred_at, detail, nonce)
+        named = message_id.strip() if isinstance(message_id, str) else ""
+        return cls(provider, event_id, kind, email, occurred_at, detail, nonce, _bracketed(named))
+
+
+def _bracketed(message_id: str) -> str | None:
+    """A Message-ID as our rows keep it, <left@right>: providers quote it with or without
+    the angle brackets."""
+    bare = message_id.removeprefix("<").removesuffix(">")
+    return f"<{bare}>" if bare and len(bare) <= 253 and "@" in bare else None
 
 
 def load_json(body: bytes) -> Any:

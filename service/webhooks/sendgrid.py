@@ -59,6 +59,7 @@ class SendGrid:
                     email=item.get("email"),
                     occurred_at=parse_time(item.get("timestamp")),
                     detail=text(item.get("reason")) or text(item.get("status")),
+                    message_id=item.get("smtp-id"),  # the email's Message-ID header
                 )
             )
         return events

@@ -227,6 +227,14 @@ def _events(message: dict) -> list[Event]:
                 email=recipient.get("emailAddress"),
                 occurred_at=occurred,
                 detail=f"{summary}: {detail}" if detail else summary,
+                message_id=_message_id(notice),
             )
         )
     return events
+
+
+def _message_id(notice: dict) -> object:
+    """The Message-ID header of the email reported on (SES's own `mail.messageId` is not it)."""
+    mail = notice.get("mail")
+    headers = mail.get("commonHeaders") if isinstance(mail, dict) else None
+    return headers.get("messageId") if isinstance(headers, dict) else None

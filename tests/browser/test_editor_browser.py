@@ -226,3 +226,37 @@ def test_two_editors_at_once_the_second_save_is_refused_and_kept(tmp_path, chrom
         for context in contexts:
             context.close()
         stop_and_check_children(proc)
+
+
+def test_a_version_the_cli_published_meanwhile_is_shown_and_not_overwritten(
+    tmp_path, chromium, axe_source
+):
+    proc, service = start_service(tmp_path)
+    context = chromium.new_context(viewport={"width": 1000, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in(page, service.base)
+        page.goto(default_editor(page, service.base))
+        page.locator("fieldset.step").nth(1).get_by_label("Subject", exact=True).fill(
+            "The owner's subject"
+        )
+        page.get_by_role("button", name="Save draft").click()
+        expect(page.get_by_role("status")).to_contain_text("Draft saved")
+        # Meanwhile, on the server: an export, one subject edited, an import that publishes.
+        folder = tmp_path / "content"
+        assert service.leadmagnet("content", "export", str(folder)).returncode == 0
+        next(folder.glob("*/guide/subject.txt")).write_text("From the command line\n")
+        done = service.leadmagnet("content", "import", str(folder), "--yes")
+        assert done.returncode == 0, done.stderr
+        page.get_by_role("button", name="Review and publish").click()
+        page.wait_for_url(re.compile(r"/conflict$"))
+        expect(page.get_by_label("Diff of version 2")).to_contain_text("+From the command line")
+        expect(page.get_by_label("Diff of your draft")).to_contain_text("+The owner's subject")
+        checked(page, axe_source)
+        page.get_by_role("button", name="Keep my draft and review it").click()
+        page.wait_for_url(re.compile(r"/publish/3$"))
+        page.get_by_role("button", name="Publish version 3").click()
+        expect(page.get_by_role("status")).to_contain_text("Version 3 is published")
+    finally:
+        context.close()
+        stop_and_check_children(proc)

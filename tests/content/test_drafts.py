@@ -60,7 +60,12 @@ def test_restore_puts_an_older_version_in_the_draft_and_bumps_the_revision(app):
         assert drafts.draft_files(draft) == {"sequence.toml": "v2"}
         restored = drafts.restore(magnet, first, "a@example.com", NOW)
         assert drafts.draft_files(restored) == {"sequence.toml": "v1"}
-        assert restored.revision == 2 and restored.base_version_id == first.id
+        # Its base is the version in force: the restore is an edit on top of it, not a draft
+        # opened long ago that a newer version would overrule.
+        assert restored.revision == 2 and restored.base_version_id == magnet.published_version_id
+        assert drafts.follow(magnet) is None and drafts.draft_files(restored) == {
+            "sequence.toml": "v1"
+        }
 
 
 def upload_row(key: str, at: datetime, replaced: datetime | None) -> GuideUpload:

@@ -256,8 +256,10 @@ Kind = str  # "hard" | "soft" | "complaint"
 Signing = str  # "good" | "bad" (the wrong key) | "none"
 
 
-def _ses_notice(kind: Kind, email: str) -> dict:
+def _ses_notice(kind: Kind, email: str, message_id: str | None = None) -> dict:
     notice = copy.deepcopy(SES_COMPLAINT if kind == "complaint" else SES_BOUNCE)
+    if message_id is not None:
+        notice["mail"]["commonHeaders"]["messageId"] = message_id
     if kind == "complaint":
         notice["complaint"]["complainedRecipients"][0]["emailAddress"] = email
     else:
@@ -307,13 +309,15 @@ def sns_message(
     return envelope
 
 
-def ses_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing):
-    message = json.dumps(_ses_notice(kind, email))
+def ses_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing, message_id=None):
+    message = json.dumps(_ses_notice(kind, email, message_id))
     envelope = sns_message(keys, message, f"22b80b92-fdea-4c2c-8f9d-{n:012d}", signing)
     return json.dumps(envelope).encode(), {"x-amz-sns-message-type": "Notification"}
 
 
-def postmark_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing):
+def postmark_request(
+    keys: Keys, kind: Kind, n: int, email: str, signing: Signing, message_id=None
+):  # Postmark quotes its own MessageID, never the email's header: message_id is not sent
     record = copy.deepcopy(POSTMARK_COMPLAINT if kind == "complaint" else POSTMARK_BOUNCE)
     record.update(ID=record["ID"] - n, Email=email)
     if kind == "soft":
@@ -333,8 +337,10 @@ def mailgun_signature(key: str, timestamp: int | None = None, token: str | None 
     return {"timestamp": str(timestamp), "token": token, "signature": digest}
 
 
-def mailgun_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing):
+def mailgun_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing, message_id=None):
     data = copy.deepcopy(MAILGUN_COMPLAINED if kind == "complaint" else MAILGUN_FAILED)
+    if message_id is not None:  # Mailgun quotes it without the angle brackets
+        data["message"]["headers"]["message-id"] = message_id.strip("<>")
     data.update(id=f"{data['id']}-{n}", recipient=email)
     if kind == "soft":
         data.update(severity="temporary", reason="generic")
@@ -359,8 +365,10 @@ def sendgrid_headers(keys: Keys, body: bytes, signing: Signing = "good", timesta
     }
 
 
-def sendgrid_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing):
+def sendgrid_request(keys: Keys, kind: Kind, n: int, email: str, signing: Signing, message_id=None):
     event = copy.deepcopy(SENDGRID_EVENTS[1 if kind == "complaint" else 0])
+    if message_id is not None:
+        event["smtp-id"] = message_id
     event.update(email=email, sg_event_id=f"{event['sg_event_id']}-{n}")
     if kind == "soft":
         event.update(type="blocked", reason="550 blocked by policy", status="4.0.0")
@@ -384,8 +392,8 @@ class Webhook:
     client: FlaskClient
     keys: Keys
 
-    def request(self, kind: Kind, n: int = 0, email: str = ANN, signing: Signing = "good"):
-        return BUILDERS[self.name](self.keys, kind, n, email, signing)
+    def request(self, kind: Kind, n: int = 0, email: str = ANN, signing: Signing = "good", **about):
+        return BUILDERS[self.name](self.keys, kind, n, email, signing, **about)
 
     def post(self, body: bytes, headers: dict[str, str]):
         # SNS posts its JSON as text/plain; the others say application/json.
@@ -394,8 +402,9 @@ class Webhook:
             f"/webhooks/{self.name}", data=body, headers=headers, content_type=content_type
         )
 
-    def send(self, kind: Kind, n: int = 0, email: str = ANN, signing: Signing = "good"):
-        return self.post(*self.request(kind, n, email, signing))
+    def send(self, kind: Kind, n: int = 0, email: str = ANN, signing: Signing = "good", **about):
+        """`message_id=`: the Message-ID of the email reported on, where the provider quotes it."""
+        return self.post(*self.request(kind, n, email, signing, **about))
 
 
 # --- the subscriber's state ---------------------------------------------------------------
