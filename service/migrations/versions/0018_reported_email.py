@@ -2,7 +2,7 @@
 downloads counted per magnet taken (on the enrolment), not only per person.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 """
 
 import sqlalchemy as sa
