@@ -288,6 +288,9 @@ class ScheduledEmail(Model):
             postgresql_where=text("status = 'sending'"),
         ),
         Index("ix_scheduled_email_subscriber", "subscriber_id", "status"),
+        # Room on each page for the hand-off's new row version: that update (queued_at, in
+        # no index) is then heap-only and writes no index entry (migration 0015).
+        {"postgresql_with": {"fillfactor": 90}},
     )
 
 
