@@ -6,7 +6,9 @@ table's files, where the data directory is on this machine) before each cold cla
 
 Each round claims other rows: the claimed ones are marked sent and as many others become
 due, so 1% stays due. The plans printed are EXPLAIN (ANALYZE, BUFFERS) of the very
-statements claim_due issues (captured as they are sent: same predicates, same limit).
+statements claim_due issues (captured as they are sent: same predicates, same limit), the
+hand-off UPDATE included (its index writes were most of a cold claim before migration 0015),
+rolled back; and how many of the table's updates were heap-only (HOT).
 
 Run: .venv/bin/python -m bench.scheduler   (PostgreSQL from BENCH_DATABASE_URL, default the
 local server; the benchmark makes and drops its own databases)
@@ -70,6 +72,7 @@ SELECT pg_relation_filepath(c.oid) FROM pg_class c
 WHERE c.oid = 'scheduled_email'::regclass
    OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'scheduled_email'::regclass)
 """
+HOT = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'scheduled_email'"
 REFRESH = """
 UPDATE scheduled_email SET status = 'sent', queued_at = NULL WHERE id = ANY(:ids);
 UPDATE scheduled_email SET due_at = now() - interval '1 minute'
@@ -152,12 +155,19 @@ class Table:
         with self.app.app_context():
             with db.engine.connect() as conn:
                 for statement, parameters in self.statements:
-                    lines.append("  " + " ".join(statement.split()))
+                    lines.append("  " + shorten(" ".join(statement.split())))
                     explain = "EXPLAIN (ANALYZE, BUFFERS) " + statement
-                    lines += ["    " + row[0] for row in conn.exec_driver_sql(explain, parameters)]
+                    rows = conn.exec_driver_sql(explain, parameters)
+                    lines += ["    " + shorten(row[0]) for row in rows]
                 conn.rollback()
             db.engine.dispose()
         return "\n".join(lines)
+
+    def hot_updates(self) -> str:
+        with self.app.app_context():
+            updates, hot = db.session.execute(text(HOT)).one()
+            db.session.rollback()
+        return f"{hot:,} of {updates:,} updates of scheduled_email heap-only (HOT)"
 
     def drop(self) -> None:
         with self.app.app_context():
@@ -165,13 +175,21 @@ class Table:
         drop_scratch_database(self.url)
 
 
+def shorten(line: str) -> str:
+    """The hand-off's list of 100 ids, as a statement and as a plan's array, in brief."""
+    line = re.sub(r"(%\(id_1_1\)s::INTEGER)(, %\(id_1_\d+\)s::INTEGER)+", r"\1, ...", line)
+    return re.sub(r"\{(\d+,\d+,\d+),[\d,]+\}", r"{\1,...}", line)
+
+
 @contextmanager
 def capture(into: list[tuple[str, dict]], first: bool):
-    """On the first claim, note the SELECT ... FOR UPDATE statements sent, with their
-    parameters (later claims run without the listener)."""
+    """On the first claim, note the SELECT ... FOR UPDATE statements and the hand-off UPDATE
+    sent, with their parameters (later claims run without the listener)."""
 
     def note(conn, cursor, statement, parameters, context, executemany):
-        if "FOR UPDATE" in statement:
+        if "FOR UPDATE" in statement or statement.startswith(
+            "UPDATE scheduled_email SET queued_at"
+        ):
             into.append((statement, dict(parameters)))
 
     if not first:
@@ -221,6 +239,7 @@ def report(tables: list[Table], evicted: str, warm_plan: str, cold_plan: str) ->
         ratio = statistics.median(getattr(large, kind)) / statistics.median(getattr(small, kind))
         print(f"ratio 1M / 10k, {kind}: {ratio:.2f}x  ({verdict(ratio, GOAL, at_least=False)})")
     print(f"cold: {evicted}")
+    print(f"among {large.rows:,} rows: {large.hot_updates()} (the claims' and the refreshes')")
     print(f"plan of claim_due's statements among {large.rows:,} rows, warm:\n{warm_plan}")
     print(f"the same, cold:\n{cold_plan}")
     reads = sum(int(n) for n in re.findall(r"\bread=(\d+)", cold_plan))

@@ -16,6 +16,7 @@ from .core import logs
 from .core.broker import prepare_folders
 from .core.extensions import csrf, db, limiter, migrate
 from .core.file_modes import private_folder, private_sqlite_file
+from .core.liveness import install as install_liveness
 from .core.nudges import install as install_nudges
 from .core.settings import Settings, SettingsError
 from .core.settings import install as install_settings
@@ -96,8 +97,8 @@ def _flask_config(settings: Settings) -> dict:
 def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
+    # No pool_pre_ping: core/liveness checks each checkout without a round trip.
     return {
-        "pool_pre_ping": True,
         "pool_size": 5,
         "max_overflow": 5,
         "pool_timeout": 5,
@@ -111,6 +112,7 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     install_nudges()
+    install_liveness()
 
 
 @event.listens_for(Engine, "connect")

@@ -118,7 +118,7 @@ def test_killed_and_refused_connections_answer_503_and_recover_without_a_restart
                 time.sleep(1.5)
             storm = stream.answers
             # Idle pooled connections killed while nothing runs: the pool notices on checkout
-            # (pool_pre_ping) and the next visitors never see it.
+            # (core/liveness) and the next visitors never see it.
             killed += database.kill_backends(settle=True)
             quiet = [stack.signup(f"quiet{n}@example.com", f"127.0.4.{n + 2}") for n in range(6)]
 

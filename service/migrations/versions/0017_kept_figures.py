@@ -2,7 +2,7 @@
 index for EMAIL_MIN_GAP's "before the start" count.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 
 A click row carries its email's magnet and broadcast (copied, as its step already is): a
 hit's figures are then taken back from the row alone when it goes, even when its email
@@ -16,7 +16,7 @@ from service.insights import rollup_sql
 from service.insights.kept_sql import OURS, backfill, create_triggers, drop_triggers
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
