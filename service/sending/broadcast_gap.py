@@ -101,7 +101,7 @@ def held(broadcast_id: int, now: datetime, gap: timedelta, window: bool = False)
     if not gap and not window:
         return None
     row = db.session.execute(
-        select(func.count(ScheduledEmail.id), func.max(ScheduledEmail.due_at)).where(
+        select(func.count(), func.max(ScheduledEmail.due_at)).where(
             ScheduledEmail.broadcast_id == broadcast_id,
             ScheduledEmail.status == EmailStatus.PENDING,
             ScheduledEmail.due_at > now,
