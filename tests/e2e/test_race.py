@@ -121,15 +121,18 @@ def test_each_email_is_sent_exactly_once(tmp_path, pg_database, redis_db, smtpd)
     procs = []
     began = time.monotonic()
     try:
-        # Then the workers and the `leadmagnet dispatch` processes all start at once.
-        for n in range(WORKERS):
-            args = worker_command("-n", f"w{n}@%h", "--loglevel", "WARNING")
-            procs.append(start(args, env, tmp_path, tmp_path / f"worker{n}.log"))
+        # Then the `leadmagnet dispatch` processes and the workers all start at once, the
+        # dispatch processes first: the nudges now reach the workers through a Redis list,
+        # not the Celery queue, so the queued DISPATCH tasks run the moment a worker is up
+        # and, started before the processes, hand every row off before they look.
         dispatch = [str(BIN / "leadmagnet"), "dispatch"]
         inline = [
             start(dispatch, env, tmp_path, tmp_path / f"dispatch{n}.log") for n in range(PASSES)
         ]
         procs += inline
+        for n in range(WORKERS):
+            args = worker_command("-n", f"w{n}@%h", "--loglevel", "WARNING")
+            procs.append(start(args, env, tmp_path, tmp_path / f"worker{n}.log"))
         for n, proc in enumerate(inline):
             assert proc.wait(timeout=120) == 0, (tmp_path / f"dispatch{n}.log").read_text()
         assert wait_until(lambda: broker_idle(redis_db), 120, 0.2), "the workers drained"
