@@ -86,7 +86,7 @@ def nudge(app: Flask, email_ids: Iterable[int]) -> None:
     url = settings_of(app).redis_url
     try:
         if url:
-            nudge_list.push(app, url, ids)
+            nudge_list.sender(app, url).send(ids)
             return
         celery = producer(app)
         for email_id in ids:

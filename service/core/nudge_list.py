@@ -1,10 +1,16 @@
 """The nudge on Redis: the web app appends the ids of emails to send now to one list, and the
-worker's consumer takes them in batches. One RPUSH a signup costs a tenth of a Celery
-publish; the database still holds the schedule, so an id lost here is sent by the next
+worker's consumer takes them in batches. The web's pushes go through one sender thread per
+process, so a request never waits on Redis and the ids of many requests share one RPUSH
+under load; the database still holds the schedule, so an id lost here is sent by the next
 scheduler pass."""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,12 +33,75 @@ def client(url: str, timeout: float = TIMEOUT) -> redis.Redis:
     )
 
 
-def push(app: Flask, url: str, email_ids: list[int]) -> None:
-    """Append these ids to the list at `url` (one round trip); raises what Redis raises."""
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    """Pushes the ids handed to it from a thread of its own: all that wait when it looks go
+    in one RPUSH (those handed over while the last push was on its way, say). A failed push
+    is logged and its ids dropped: the scheduler pass sends those rows."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.waiting: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self.pending = 0  # ids handed over and not yet pushed (or dropped)
+        self.idle = threading.Condition()
+        self.thread: threading.Thread | None = None
+        # A forked child (a prefork pool's, say) has none of the parent's threads, and a lock
+        # the sender held at the fork would stay held: it starts afresh.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def send(self, email_ids: list[int]) -> None:
+        """Hand these ids over; returns at once."""
+        with self.idle:
+            if self.thread is None:
+                self._start()
+            self.pending += len(email_ids)
+        self.waiting.put(email_ids)
+
+    def flush(self, timeout: float = TIMEOUT * 2) -> bool:
+        """Wait until every id handed over so far was pushed or dropped (at shutdown, and for
+        a reader that must see the list as the commit left it); whether it got there."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.pending == 0, timeout)
+
+    def _forget(self) -> None:
+        self.idle = threading.Condition()
+        self.waiting = queue.SimpleQueue()
+        self.pending, self.thread = 0, None
+
+    def _start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="nudge-sender", daemon=True)
+        self.thread.start()
+        atexit.register(self.flush, 1.0)  # a worker that stops pushes what it committed
+
+    def _run(self) -> None:
+        redis_client = client(self.url)
+        while True:
+            ids = self._batch()
+            try:
+                redis_client.rpush(NUDGES, *ids)
+            except Exception as exc:  # any Redis failure; the database holds the schedule
+                log.warning("could not nudge the worker for emails %s: %s", ids, exc)
+            with self.idle:
+                self.pending -= len(ids)
+                self.idle.notify_all()
+
+    def _batch(self) -> list[int]:
+        ids = list(self.waiting.get())
+        while True:
+            try:
+                ids.extend(self.waiting.get_nowait())
+            except queue.Empty:
+                return ids
+
+
+def sender(app: Flask, url: str) -> Sender:
+    """The app's sender (one per process, started on first use)."""
     found = app.extensions.get(NUDGES)
     if found is None:
-        found = app.extensions[NUDGES] = client(url)
-    found.rpush(NUDGES, *email_ids)
+        found = app.extensions[NUDGES] = Sender(url)
+    return found
 
 
 def take(

@@ -27,6 +27,13 @@ def queue_nudge(email_ids: Iterable[int]) -> None:
     session.info.setdefault(QUEUED, []).extend(ids)
 
 
+def nudge_committed(email_ids: list[int]) -> None:
+    """Ask for these emails now: their rows were committed outside the session (a statement
+    on an autocommit connection), so there is no commit to wait for."""
+    if email_ids:
+        nudge(current_app, email_ids)
+
+
 def install() -> None:
     """Hook the session once per process (db.session serves every app the factory makes)."""
     for name, listener in (

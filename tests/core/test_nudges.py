@@ -26,6 +26,7 @@ def nudged(app: Flask) -> list[int]:
     producer writes one file per message."""
     url = settings_of(app).redis_url
     if url:
+        assert nudge_list.sender(app, url).flush()  # what the requests handed over, pushed
         return sorted(int(i) for i in redis.Redis.from_url(url).lrange(nudge_list.NUDGES, 0, -1))
     folder: Path = settings_of(app).broker_folder
     ids = []
@@ -114,10 +115,12 @@ def test_take_holds_the_batch_while_the_workers_are_busy(redis_db: str):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_with_redis_down_the_commit_stands_and_the_nudge_is_only_logged(env, caplog):
-    app = make_app({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app({**env, "REDIS_URL": url})
     client = app.test_client()
     answer = client.post("/api/subscribe", json={"email": "ann@example.com", "consent": True})
     assert answer.status_code == 202
+    assert nudge_list.sender(app, url).flush()  # the sender tried, failed, and dropped them
     assert "could not nudge the worker" in caplog.text
     with app.app_context():
         assert db.session.scalar(db.text("SELECT count(*) FROM scheduled_email")) == 1
