@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import time_machine
 from sqlalchemy import select, update
 
 from service.core.extensions import db
 from service.core.models import EventKind, ScheduledEmail, Subscriber
+from service.people.downloads import record_download
 from service.people.records import forget
 from service.sending.context import for_app
+from tests.helpers import api_signup
 from tests.insights.figure_story import (
     LATER,
     kept,
@@ -21,6 +24,7 @@ from tests.insights.figure_story import (
     report,
     story,
 )
+from tests.magnets import KNEE, magnet_context
 
 
 def test_a_complaint_counts_under_the_email_it_names(app):
@@ -45,12 +49,22 @@ def test_a_magnets_downloaded_counts_its_own_guide(app):
         assert found[(0, "people", "downloaded")] == 2  # ann and bob, any guide
         assert found[(knee, "people", "downloaded")] == 1  # ann
         assert found[(default, "people", "downloaded")] == 1  # bob, not ann
+        # cy downloads the default guide, then takes the knee checklist: not its download.
+        assert record_download(magnet_context(app, default), person("cy@example.com"))
+    with time_machine.travel(LATER, tick=False):
+        assert api_signup(app.test_client(), "cy@example.com", magnet=KNEE).status_code == 202
+    with app.app_context():
+        found = kept()
+        assert found == recounted()
+        assert found[(knee, "people", "signed_up")] == 2
+        assert found[(knee, "people", "downloaded")] == 1
+        assert found[(default, "people", "downloaded")] == 2
         ann = db.session.get_one(Subscriber, person("ann@example.com"))
         forget(for_app(app), ann)
         after = kept()
         assert after == recounted()
         assert (knee, "people", "downloaded") not in after
-        assert after[(0, "people", "downloaded")] == after[(default, "people", "downloaded")] == 1
+        assert after[(0, "people", "downloaded")] == after[(default, "people", "downloaded")] == 2
 
 
 def test_a_send_after_the_named_email_moves_nothing_a_later_report_moves_it(app):
