@@ -8,9 +8,9 @@ Revises: 0019
 Only the figures whose counting changed are recounted (people/downloaded, bounced and
 complained): a whole backfill reads every email (125-166 s per 4M), these read the people
 and their enrolments, and the emails of the bounced and complained alone (bench/dashboard's
-fill at 100k people, 1.4% of them stopped: 0.7 s, against 4.5 s for a whole backfill). The triggers and
-the recount as of this revision: service/migrations/frozen/figures_0020.py. No table is
-rebuilt, so SQLite keeps every trigger but those replaced here.
+fill at 100k people, 1.4% of them stopped: 0.7 s, against 4.5 s for a whole backfill).
+The triggers and the recount as of this revision: service/migrations/frozen/figures_0020.py.
+No table is rebuilt, so SQLite keeps every trigger but those replaced here.
 """
 
 from alembic import op
