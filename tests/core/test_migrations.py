@@ -265,3 +265,27 @@ def test_the_migrations_create_exactly_the_triggers_the_live_modules_create(bare
             module.create_triggers(conn)
         assert _triggers(conn) == migrated
         assert any("figures_report_in_update" in name for name in migrated)
+
+
+# The frozen copies old migrations run (service/migrations/frozen): a new one is added with
+# its migration; an edit of one would change what a database upgraded long ago went through.
+FROZEN = {
+    "__init__.py": "cb5fb329c37e1dd7",
+    "ddl_0020.py": "63f0ae5ec90d5b16",
+    "figures_0013.py": "e2c779118a6eed93",
+    "figures_0020.py": "4ce580775c598e57",
+    "kept_0017.py": "fba468d28c21a554",
+}
+
+
+def test_the_frozen_sql_of_old_migrations_never_changes():
+    import hashlib
+
+    from service.migrations import frozen
+
+    folder = Path(frozen.__file__).parent
+    found = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in folder.glob("*.py")
+    }
+    assert found == FROZEN
