@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from .rollup_sql import INSERT, Guarded
+from . import trigger_ddl
+from .trigger_ddl import INSERT, Guarded, Trigger
 
 LINK_CHARS = 1000  # a link's figure keeps this much of its URL (figure part: String(1100))
 TARGET = "COALESCE({0}.magnet_id, -{0}.broadcast_id)"
@@ -116,7 +117,7 @@ def _after_of_person(row: str, sign: int) -> Guarded:
     )
 
 
-def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]]:
+def triggers(d: str) -> list[Trigger]:
     """(name, timing, event, table, when, statements) of every trigger on dialect `d`."""
     differ = DIFFER[d]
     outcome_moved = (
@@ -194,47 +195,11 @@ def triggers(d: str) -> list[tuple[str, str, str, str, str, list[str | Guarded]]
 def create_triggers(conn: Connection) -> None:
     """Create every trigger (PostgreSQL: a plpgsql function each). A SQLite batch rebuild of
     click, scheduled_email or subscriber drops them: call this again after one."""
-    d = conn.dialect.name
-    for name, timing, event, table, when, statements in triggers(d):
-        body = ";\n".join(_body(d, statement) for statement in statements) + ";"
-        if d == "postgresql":
-            back = "NULL" if timing == "AFTER" else "OLD" if event == "DELETE" else "NEW"
-            conn.execute(
-                text(
-                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
-                    "SET plan_cache_mode = force_generic_plan AS $$ BEGIN\n"
-                    f"{body}\nRETURN {back}; END $$"
-                )
-            )
-            condition = f"WHEN ({when})" if when else ""
-            tail = f"EXECUTE FUNCTION {name}()"
-        else:
-            condition = f"WHEN {when}" if when else ""
-            tail = f"BEGIN\n{body}\nEND"
-        conn.execute(
-            text(
-                f"CREATE TRIGGER {name} {timing} {event} ON {table} FOR EACH ROW {condition} {tail}"
-            )
-        )
-
-
-def _body(d: str, statement: str | Guarded) -> str:
-    """PostgreSQL runs a guarded statement inside IF (a test on NEW/OLD instead of a
-    statement's start-up on every send); SQLite runs it, its WHERE holding the test too."""
-    if isinstance(statement, str):
-        return statement
-    condition, sql = statement
-    return f"IF {condition} THEN\n{sql};\nEND IF" if d == "postgresql" else sql
+    trigger_ddl.create(conn, triggers(conn.dialect.name))
 
 
 def drop_triggers(conn: Connection) -> None:
-    d = conn.dialect.name
-    for name, _timing, _event, table, _when, _statements in triggers(d):
-        if d == "postgresql":
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
-            conn.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
-        else:
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    trigger_ddl.drop(conn, triggers(conn.dialect.name))
 
 
 OURS = "name LIKE 'c\\_%' ESCAPE '\\' OR name LIKE 'b\\_%' ESCAPE '\\'"

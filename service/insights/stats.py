@@ -72,7 +72,7 @@ def funnel(
 ) -> list[FunnelStage]:
     """Signed up → confirmed (double opt-in only) → guide sent → downloaded → finished; with
     a magnet, of the people who took it and of its own sequence (`sequence`, its content).
-    Downloads are counted per person, whichever guide they downloaded."""
+    Downloaded: with a magnet, its takers who downloaded its own guide; else anyone's."""
     people = rollup.read(["people"], rollup.people_of(magnet_id))
     sent = rollup.read(["sent"], rollup.emails_of(magnet_id))
     stages = [FunnelStage("Signed up", people.get(("people", "signed_up"), 0))]
@@ -91,8 +91,9 @@ def step_figures(
 ) -> list[StepFigures]:
     """Per step: sent, failed, bounced, unsubscribed after it, complaints. Steps no longer in
     the file (nor in `known_elsewhere`: other magnets' steps) but still in the records come
-    last. Bounces and complaints count people in that state now, under the last drip email
-    they got; unsubscribes each withdrawal, under the last drip email sent before it."""
+    last. Bounces and complaints count people in that state now, under the drip email the
+    report names, else the last one they got; unsubscribes each withdrawal, under the last
+    drip email sent before it."""
     counts = rollup.read(["sent", "failed", "refused"], rollup.emails_of(magnet_id))
     counts.update(rollup.read(["bounced", "complained", "unsub"], rollup.people_of(magnet_id)))
     by_step: dict[str, dict[str, int]] = {}

@@ -231,3 +231,61 @@ def _describe(diff: object) -> tuple[str, ...]:
         name = getattr(diff[1], "name", None)
         return (diff[0], str(name)) if name else (diff[0], repr(diff[1:]))
     return ("modified", repr(diff))
+
+
+def _triggers(conn: sa.Connection) -> dict[str, str]:
+    """Every trigger and trigger function of the database, by name: its definition as the
+    server keeps it (PostgreSQL: the trigger and its function; SQLite: the CREATE TRIGGER)."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            sa.text(
+                "SELECT 'trigger ' || t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                "WHERE NOT t.tgisinternal UNION ALL "
+                "SELECT 'function ' || p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
+                "WHERE p.pronamespace = 'public'::regnamespace"
+            )
+        )
+    else:
+        rows = conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    return {name: sql for name, sql in rows}
+
+
+def test_the_migrations_create_exactly_the_triggers_the_live_modules_create(bare_app: Flask):
+    """An old migration runs a frozen copy of its triggers; the live modules (rollup_sql,
+    kept_sql) may change only with a migration that creates what they now create."""
+    from service.insights import kept_sql, rollup_sql
+
+    head(bare_app)
+    with bare_app.app_context(), db.engine.begin() as conn:
+        migrated = _triggers(conn)
+        for module in (rollup_sql, kept_sql):
+            module.drop_triggers(conn)
+        assert _triggers(conn) == {}  # none the live modules do not know of
+        for module in (rollup_sql, kept_sql):
+            module.create_triggers(conn)
+        assert _triggers(conn) == migrated
+        assert any("figures_report_in_update" in name for name in migrated)
+
+
+# The frozen copies old migrations run (service/migrations/frozen): a new one is added with
+# its migration; an edit of one would change what a database upgraded long ago went through.
+FROZEN = {
+    "__init__.py": "cb5fb329c37e1dd7",
+    "ddl_0020.py": "63f0ae5ec90d5b16",
+    "figures_0013.py": "e2c779118a6eed93",
+    "figures_0020.py": "4ce580775c598e57",
+    "kept_0017.py": "fba468d28c21a554",
+}
+
+
+def test_the_frozen_sql_of_old_migrations_never_changes():
+    import hashlib
+
+    from service.migrations import frozen
+
+    folder = Path(frozen.__file__).parent
+    found = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in folder.glob("*.py")
+    }
+    assert found == FROZEN

@@ -4,15 +4,16 @@ triggers in the transaction of each change, folded into totals; backfilled from 
 Revision ID: 0013
 Revises: 0012
 
-What each figure counts, and the triggers, are in service/insights/rollup_sql.py.
+What each figure counts, and the triggers, as of this revision: the frozen copy in
+service/migrations/frozen/figures_0013.py (the live ones: service/insights/rollup_sql.py).
 SQLite drops a table's triggers with the table: a later migration that rebuilds one of
-these tables in batch mode must run `create_triggers` again (service/insights/rollup_sql.py).
+these tables in batch mode must create the triggers of its own revision again.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-from service.insights.rollup_sql import backfill, create_triggers, drop_triggers
+from service.migrations.frozen.figures_0013 import backfill, create_triggers, drop_triggers
 
 revision = "0013"
 down_revision = "0012"

@@ -1,4 +1,4 @@
-"""Click and broadcast figures kept as they change (service/insights/kept_sql.py), and an
+"""Click and broadcast figures kept as they change (frozen/kept_0017.py), and an
 index for EMAIL_MIN_GAP's "before the start" count.
 
 Revision ID: 0017
@@ -12,8 +12,8 @@ went first (erasure cascades). A figure's part grows to hold a link.
 import sqlalchemy as sa
 from alembic import op
 
-from service.insights import rollup_sql
-from service.insights.kept_sql import OURS, backfill, create_triggers, drop_triggers
+from service.migrations.frozen import figures_0013 as rollup_sql
+from service.migrations.frozen.kept_0017 import OURS, backfill, create_triggers, drop_triggers
 
 revision = "0017"
 down_revision = "0015"
