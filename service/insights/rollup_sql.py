@@ -362,7 +362,10 @@ def triggers(d: str) -> list[Trigger]:
                 "UNION ALL SELECT NEW.magnet_id, s.status, "
                 f"{_blamed('NEW.subscriber_id', 'NEW.magnet_id')}, 1 FROM subscriber s "
                 f"WHERE s.id = NEW.subscriber_id AND s.status IN {STOPPED} "
-                f"AND {_blamed('NEW.subscriber_id', 'NEW.magnet_id')} IS NOT NULL",
+                # In a CASE on the row's status: bare, PostgreSQL runs the step's lookups
+                # once before any row as a filter of constants, for every signup.
+                f"AND CASE WHEN s.status IN {STOPPED} THEN "
+                f"{_blamed('NEW.subscriber_id', 'NEW.magnet_id')} END IS NOT NULL",
             ],
         ),
         # Only the person's going deletes enrolments: its BEFORE DELETE took the rest back.

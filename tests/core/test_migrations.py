@@ -273,7 +273,7 @@ FROZEN = {
     "__init__.py": "cb5fb329c37e1dd7",
     "ddl_0020.py": "63f0ae5ec90d5b16",
     "figures_0013.py": "e2c779118a6eed93",
-    "figures_0020.py": "4ce580775c598e57",
+    "figures_0020.py": "8b7bff86e4b9da1d",
     "kept_0017.py": "fba468d28c21a554",
 }
 
