@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 
@@ -45,6 +46,8 @@ def child_writes(path: Path) -> int:
     return 9
 
 
+# The fork is the point: its child does one SQLite statement and exits.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_child_forked_during_a_scrape_can_write_to_sqlite(tmp_path):
     path = tmp_path / "test.sqlite3"
     app = make_app(
