@@ -132,6 +132,8 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: object) -> None:
 @event.listens_for(Engine, "begin")
 def _sqlite_begin_immediate(connection: Connection) -> None:
     """Take SQLite's write lock up front: a read-then-write transaction that upgrades late
-    fails at once with "database is locked" instead of waiting its turn."""
-    if connection.dialect.name == "sqlite":
+    fails at once with "database is locked" instead of waiting its turn. Not on an
+    autocommit connection (core/autocommit.py): there each statement is its own."""
+    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    if connection.dialect.name == "sqlite" and not autocommit:
         connection.exec_driver_sql("BEGIN IMMEDIATE")

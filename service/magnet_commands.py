@@ -192,7 +192,7 @@ def content_publish(slug: str, number: int, yes: bool, by: str) -> None:
     """Put a version in force (an older one: a rollback); shows the impact first and changes
     nothing without --yes."""
     from .content.versions import by_number
-    from .sending.publish import impact, publish
+    from .sending.publish import ANY, impact, publish
 
     ctx = _context()
     magnet = _magnet(slug)
@@ -211,5 +211,6 @@ def content_publish(slug: str, number: int, yes: bool, by: str) -> None:
     if not yes:
         click.echo("nothing changed: run again with --yes to publish")
         return
-    publish(ctx, magnet, version, by)
-    click.echo(f"{slug}: v{number} published")
+    # Over whatever is in force now: said, in case another publish landed since the impact.
+    replaced = publish(ctx, magnet, version, by, over=ANY).replaced
+    click.echo(f"{slug}: v{number} published" + (f" (it replaced v{replaced})" if replaced else ""))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Iterable
 from functools import lru_cache, partial
 from pathlib import Path
 
 from celery import Celery, Task
 from celery.signals import setup_logging, worker_init, worker_ready, worker_shutdown
 from flask import Flask
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from service import create_app
 from service.core import logs, metrics
@@ -97,12 +102,36 @@ def start_metrics_server(flask_app: Flask, port: int, forks: bool = False) -> No
     # not inherit those pooled connections, so it starts with an empty pool of its own.
     os.register_at_fork(after_in_child=partial(_empty_pool, flask_app))
     try:
-        start_http_server(port, registry=registry(flask_app))
+        start_http_server(port, registry=between_forks(registry(flask_app)))
     except OSError as exc:
         # Sending mail matters more than being scraped: say so, and go on.
         log.error("metrics server not started on port %s: %s", port, exc)
         return
     log.info("metrics served on port %s", port)
+
+
+class _BetweenForks(Collector):
+    def __init__(self, scrape: CollectorRegistry, lock: threading.Lock) -> None:
+        self.scrape, self.lock = scrape, lock
+
+    def collect(self) -> Iterable[Metric]:
+        with self.lock:
+            return list(self.scrape.collect())
+
+
+def between_forks(scrape: CollectorRegistry) -> CollectorRegistry:
+    """The scrape, each run whole between two forks of this process: a prefork child forked
+    while a scrape's thread is inside SQLite would inherit SQLite's process-wide state as
+    that thread held it (a mutex: the child hangs at its first connection; the write lock,
+    which every transaction here takes: each write waits out the busy timeout and fails)."""
+    lock = threading.Lock()
+    # The child's copy of the lock was taken at the fork: it releases it too.
+    os.register_at_fork(
+        before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release
+    )
+    guarded = CollectorRegistry(auto_describe=False)
+    guarded.register(_BetweenForks(scrape, lock))
+    return guarded
 
 
 def _empty_pool(flask_app: Flask) -> None:

@@ -1,12 +1,15 @@
 """Publishing a magnet's version: the impact first (each added, removed, retimed or edited
 step and how many subscribers it touches), then, once and atomically under the magnet's row
-lock, the schedule brought in line and the publication recorded. A rollback is publishing an
+lock, the schedule brought in line and the publication recorded, if the version in force is
+still the one the impact was reviewed over (else StalePublish). A rollback is publishing an
 older version again. SEQUENCE_FILE's magnet publishes each edit of its file the same way."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Literal
 
 from sqlalchemy import func, select
 
@@ -23,6 +26,14 @@ from .schedule import same_magnet
 from .sequence_sync import apply, plan
 
 ADDED, REMOVED, RETIMED, EDITED = "added", "removed", "retimed", "edited"
+
+
+class _Any(Enum):
+    ANY = "whatever version is in force"
+
+
+ANY = _Any.ANY  # publish over whatever is in force (the CLI, which says what it replaced)
+Over = int | None | Literal[_Any.ANY]  # the version id reviewed in force (None: none was)
 OTHER_PARTS = ("mail_from", "postal_address", "default_zone", "consent", "guide", "brand")
 
 
@@ -53,6 +64,7 @@ class Change:
 class Impact:
     changes: list[Change] = field(default_factory=list)
     other: list[str] = field(default_factory=list)  # [sender], [consent]... that changed
+    replaced: int | None = None  # the number of the version that was in force, once published
 
     @property
     def empty(self) -> bool:
@@ -138,22 +150,46 @@ def _waiting(magnet_id: int) -> dict[str, int]:
     return {step_id: count for step_id, count in rows}
 
 
-def publish(ctx: Context, magnet: Magnet, version: MagnetVersion, by: str) -> Impact:
+class StalePublish(Exception):
+    """Another version was published since the impact was reviewed: nothing was applied."""
+
+    def __init__(
+        self, magnet: Magnet, version: MagnetVersion, in_force: MagnetVersion | None
+    ) -> None:
+        self.in_force = in_force.number if in_force is not None else None
+        now = (
+            f"version {self.in_force} was published" if in_force else "the version in force changed"
+        )
+        super().__init__(
+            f"version {version.number} of {magnet.slug} was not published: {now} after its "
+            "impact was reviewed; review it again"
+        )
+
+
+def publish(ctx: Context, magnet: Magnet, version: MagnetVersion, by: str, *, over: Over) -> Impact:
     """Put the version in force: the magnet's row locked, its unsent emails brought in line
     (added steps reach those before them, removed steps are skipped, changed delays apply
-    to unsent rows), the publication recorded with its impact; one commit. Publishing the
+    to unsent rows), the publication recorded with its impact; one commit. `over` is the
+    version (id) in force when the impact was reviewed: if another is in force now, nothing
+    changes and StalePublish says which (ANY: over whatever is in force). Publishing the
     version already in force changes nothing."""
-    _lock(magnet)
+    _lock(magnet)  # a publish based on the same version waits here, then finds it stale
+    in_force = published_version(magnet)
+    if over is not ANY and magnet.published_version_id != over:
+        stale = StalePublish(magnet, version, in_force)
+        db.session.rollback()
+        raise stale
     if magnet.published_version_id == version.id:
         db.session.rollback()
         return Impact()
+    replaced = in_force.number if in_force is not None else None
     found = impact(ctx, magnet, version)
     sequence = sequence_of(version.id, version.fingerprint)
     apply(_for(ctx, magnet, sequence))
     mark_published(magnet, version, by, found.as_json())
     db.session.commit()
     ctx.forget_published()
-    return found
+    return replace(found, replaced=replaced)
 
 
 def _for(ctx: Context, magnet: Magnet, sequence: Sequence) -> Context:
@@ -187,7 +223,7 @@ def sync_file(ctx: Context) -> Impact | None:
         return None
     version = new_version(magnet, templates.files, FILE, note=f"{ctx.settings.sequence_file}")
     name_from(magnet, ctx.content)
-    return publish(ctx, magnet, version, FILE)
+    return publish(ctx, magnet, version, FILE, over=current.id if current else None)
 
 
 def impact_json(text: str | None) -> list[dict]:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import OperationalError
 
 from ..content.sequence import Sequence, Step
-from ..core.extensions import db
+from ..core.autocommit import autocommit_connection
 from ..core.models import DeliveryAttempt, EmailStatus, Outcome, Purpose, ScheduledEmail
 from .message import new_message_id
 
@@ -38,7 +38,7 @@ def link() -> Connection:
     """A connection of the batch's own on which each statement is its own transaction: no
     BEGIN or COMMIT round trips, no pool check-out (and its ping) per email. Idle between
     statements, it holds no transaction across an SMTP send."""
-    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return autocommit_connection()
 
 
 def read(conn: Connection, email_id: int) -> Read | None:

@@ -262,10 +262,41 @@ def publish_confirmed(slug: str, number: int) -> ResponseReturnValue:
         ctx.now(),
         magnet.id,
     )
-    result = publishing.publish(ctx, magnet, version, g.owner.email)
+    try:
+        result = publishing.publish(ctx, magnet, version, g.owner.email, over=_over())
+    except publishing.StalePublish as stale:
+        return _stale(magnet, version, stale)
     drafts.follow(magnet)  # the draft published: its base is this version now
     flash(f"Version {number} is published. " + " ".join(result.as_lines()))
     return redirect(url_for("admin.history", slug=slug), code=303)
+
+
+def _over() -> int | None:
+    """The id of the version in force when the publish page showed its impact ("": none)."""
+    raw = request.form.get("over")
+    if raw is None or not (raw == "" or raw.isdigit()):
+        abort(400)
+    return int(raw) if raw else None
+
+
+def _stale(
+    magnet: Magnet, version: MagnetVersion, stale: publishing.StalePublish
+) -> ResponseReturnValue:
+    """Another version was published after the impact was shown: nothing was applied. The
+    draft's conflict when it has edits of its own, else the impact over the new version."""
+    if drafts.follow(magnet) is not None:
+        return redirect(url_for("admin.conflict", slug=magnet.slug), code=303)
+    if magnet.published_version_id == version.id:  # the same version, published by another
+        flash(f"Version {version.number} was published meanwhile: nothing was applied again.")
+        return redirect(url_for("admin.history", slug=magnet.slug), code=303)
+    flash(
+        f"Version {version.number} was not published: version {stale.in_force} was published "
+        "after this page was shown. Here is its impact now; publish again if it still fits.",
+        "error",
+    )
+    return redirect(
+        url_for("admin.publish_page", slug=magnet.slug, number=version.number), code=303
+    )
 
 
 @bp.get("/magnets/<slug>/history")

@@ -37,10 +37,19 @@ from tests.web.test_guide_storage import GUIDE_LINK
 
 KNEE_GUIDE = Path(__file__).resolve().parents[1] / "fixtures" / "knee-checklist" / "guide.pdf"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+OVER = re.compile(r'name="over" value="(\d*)"')
 
 
 def token(client, path: str = "/admin/magnets") -> str:
     return CSRF.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+def confirm(client, page: str):
+    """The publish page's button, on the page as it was shown (`page`, its HTML): posts the
+    version in force its impact was computed over, read from the page."""
+    path = re.search(r'<form method="post" action="([^"]*/publish/\d+)"', page).group(1)
+    data = {"csrf_token": CSRF.search(page).group(1), "over": OVER.search(page).group(1)}
+    return client.post(path, data=data)
 
 
 def form_of(steps: list[EditableStep], revision: int, action: str = "save", **extra) -> dict:
@@ -215,7 +224,7 @@ def test_publish_shows_the_impact_then_applies_once_and_restore_makes_a_draft(ap
     assert answer.status_code == 303 and "/publish/2" in answer.location
     page = client.get(answer.location).get_data(as_text=True)
     assert f'<th scope="row">{removed}</th><td>removed</td><td class="num">3</td>' in page
-    answer = client.post(answer.location, data={"csrf_token": token(client)})
+    answer = confirm(client, page)
     assert answer.status_code == 303
     again = client.post(
         f"/admin/magnets/{slug}/publish/2",

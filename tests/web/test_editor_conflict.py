@@ -4,9 +4,11 @@ changed and keeps theirs or takes the new one."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from html import unescape
 
+import pytest
 from sqlalchemy import select
 
 from service.content import versions
@@ -14,9 +16,10 @@ from service.content.draft_steps import steps_of
 from service.core.extensions import db
 from service.core.models import Magnet
 from service.sending.context import for_app
-from service.sending.publish import publish
+from service.sending.publish import ANY, publish
 from tests.helpers import sign_in_owner
-from tests.web.test_editor import default_slug, draft, form_of, token
+from tests.sending.test_publish_race import waiting_on_locks
+from tests.web.test_editor import confirm, default_slug, draft, form_of, token
 
 CLI_SUBJECT = "Subject from the command line"
 
@@ -29,7 +32,7 @@ def cli_publish(app, slug: str) -> int:
         files[f"{steps_of(files)[0].template}/subject.txt"] = CLI_SUBJECT + "\n"
         version = versions.new_version(magnet, files, "cli@example.com", note="from the CLI")
         db.session.commit()
-        publish(for_app(app).for_magnet(magnet.id), magnet, version, "cli@example.com")
+        publish(for_app(app).for_magnet(magnet.id), magnet, version, "cli@example.com", over=ANY)
         return version.number
 
 
@@ -86,7 +89,7 @@ def test_publishing_a_draft_over_a_newer_version_shows_both_and_keeps_mine(app, 
         data={"revision": str(revision), "csrf_token": token(client)},
     )
     assert kept.status_code == 303 and kept.location.endswith(f"/{slug}/publish/3")
-    assert client.post(kept.location, data={"csrf_token": token(client)}).status_code == 303
+    assert confirm(client, client.get(kept.location).get_data(as_text=True)).status_code == 303
     assert published_number(app, slug) == 3
     steps, _revision = draft(app, slug)
     assert steps[1].subject == "Mine, from the editor" and steps[0].subject != CLI_SUBJECT
@@ -117,10 +120,41 @@ def test_a_publish_page_opened_before_the_other_publish_does_not_go_over_it(app,
     slug = opened(app, client)
     answer = edited(app, client, slug, "Mine, reviewed", "publish")
     assert answer.location.endswith(f"/{slug}/publish/2")  # made from the draft, not live
+    page = client.get(answer.location).get_data(as_text=True)
     assert cli_publish(app, slug) == 3
-    late = client.post(answer.location, data={"csrf_token": token(client)})
+    late = confirm(client, page)
     assert late.status_code == 303 and late.location.endswith(f"/{slug}/conflict")
     assert published_number(app, slug) == 3
+
+
+def test_a_rollback_reviewed_before_another_publish_is_refused_and_shown_again(app, client):
+    """No draft edits to conflict with: only the version in force the page showed its impact
+    over tells that the impact is no longer the one publishing would have."""
+    slug = opened(app, client)
+    assert cli_publish(app, slug) == 2
+    page = client.get(f"/admin/magnets/{slug}/publish/1").get_data(as_text=True)
+    assert cli_publish(app, slug) == 3  # lands while the owner reads the rollback's impact
+    late = confirm(client, page)
+    assert late.status_code == 303 and late.location.endswith(f"/{slug}/publish/1")
+    assert published_number(app, slug) == 3
+    shown = unescape(client.get(late.location).get_data(as_text=True))
+    assert "Version 1 was not published: version 3 was published after this page" in shown
+    assert confirm(client, shown).status_code == 303  # reviewed again over version 3
+    assert published_number(app, slug) == 1
+
+
+def test_two_owners_confirming_the_same_review_publish_it_once(app, client):
+    slug = opened(app, client)
+    answer = edited(app, client, slug, "Ours, reviewed by both", "publish")
+    page = client.get(answer.location).get_data(as_text=True)
+    first = confirm(client, page)
+    assert first.status_code == 303 and published_number(app, slug) == 2
+    second = confirm(client, page)  # the other owner's page, shown before the first publish
+    assert second.status_code == 303
+    assert "already published" in client.get(second.location).get_data(as_text=True)
+    with app.app_context():
+        magnet = db.session.scalar(select(Magnet).where(Magnet.slug == slug))
+        assert [len(p) for _v, p in versions.history(magnet)] == [1, 1]
 
 
 def test_a_restored_version_publishes_without_a_conflict(app, client):
@@ -134,3 +168,26 @@ def test_a_restored_version_publishes_without_a_conflict(app, client):
         data={**form_of(steps, revision, "publish"), "csrf_token": token(client)},
     )
     assert answer.location.endswith(f"/{slug}/publish/3")
+
+
+@pytest.mark.postgres
+def test_a_publish_landing_while_the_owners_confirm_waits_shows_the_conflict(pg_app):
+    """The CLI holds the magnet's row while the owner's confirm has passed the editor's own
+    checks and waits for it; the CLI's version lands; the confirm must not go over it."""
+    app, client = pg_app, pg_app.test_client()
+    slug = opened(app, client)
+    answer = edited(app, client, slug, "Mine, reviewed", "publish")
+    page = client.get(answer.location).get_data(as_text=True)  # its impact over version 1
+    got = []
+    with app.app_context():
+        magnet = db.session.scalar(select(Magnet).where(Magnet.slug == slug).with_for_update())
+        owner = threading.Thread(target=lambda: got.append(confirm(client, page)))
+        owner.start()
+        waiting_on_locks(1, [owner])
+        files = versions.files_of(versions.published_version(magnet))
+        files[f"{steps_of(files)[0].template}/subject.txt"] = CLI_SUBJECT + "\n"
+        version = versions.new_version(magnet, files, "cli@example.com", note="from the CLI")
+        publish(for_app(app).for_magnet(magnet.id), magnet, version, "cli@example.com", over=ANY)
+    owner.join(timeout=60)
+    assert got and got[0].status_code == 303 and got[0].location.endswith(f"/{slug}/conflict")
+    assert published_number(app, slug) == 3
