@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core.addresses import email_key, mailbox_key
+from ..core.autocommit import autocommit_connection
 from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
@@ -62,8 +63,7 @@ def insert_newcomer(
     transaction (consent and first email stand or fall together), and the session's BEGIN
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
-    with db.engine.connect() as conn:
-        alone = conn.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit_connection() as alone:
         driver = alone.connection.driver_connection
         try:
             row = driver.execute(_sql(), values).fetchone()  # type: ignore[union-attr]
