@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import String, Table, any_, bindparam, exists, select
+from sqlalchemy import String, Table, any_, bindparam, exists, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -86,12 +86,10 @@ def _values(ctx: Context, data: SignupInput, meta: RequestMeta, now: datetime) -
         "mailbox_key": mailbox_key(data.email),
         "first_name": data.first_name,
         "time_zone": data.time_zone,
-        "status": SubscriberStatus.ACTIVE.value,
         "now": now,
         "token_key": new_token_key(),
         "hashes": address_hashes(ctx, data.email),
         "magnet_id": ctx.magnet_id,
-        "action": ConsentAction.CONSENT.value,
         "text": shown.text,
         "text_version": shown.version,
         "text_sha256": shown.sha256,
@@ -100,12 +98,8 @@ def _values(ctx: Context, data: SignupInput, meta: RequestMeta, now: datetime) -
         "ip": meta.ip,
         "user_agent": (meta.user_agent or "")[:512] or None,
         "step_id": step.id,
-        "purpose": Purpose.DRIP.value,
-        "email_status": EmailStatus.PENDING.value,
         "due_at": _utc(step.due_after(now, zone)),
         "message_id": new_message_id(ctx.sender),
-        "zero": 0,
-        "no": False,
     }
 
 
@@ -114,6 +108,12 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC)
+
+
+def _constant(table: Table, column: str, value: str | int) -> Any:
+    # Written into the SQL: a parameter less to send and convert on every signup.
+    text = f"'{value}'" if isinstance(value, str) else str(value).lower()
+    return literal_column(text, table.c[column].type).label(column)
 
 
 def _param(table: Table, column: str, name: str | None = None) -> Any:
@@ -134,13 +134,14 @@ def _statement() -> Any:
     """The statement (values are parameters): one INSERT ... SELECT per table, chained."""
     person = [
         _param(SUBSCRIBER, name)
-        for name in ("email", "email_key", "mailbox_key", "first_name", "time_zone", "status")
+        for name in ("email", "email_key", "mailbox_key", "first_name", "time_zone")
     ] + [
+        _constant(SUBSCRIBER, "status", SubscriberStatus.ACTIVE),
         _param(SUBSCRIBER, "created_at", "now"),
         _param(SUBSCRIBER, "updated_at", "now"),
         _param(SUBSCRIBER, "token_key"),
-        _param(SUBSCRIBER, "guide_downloads", "zero"),
-        _param(SUBSCRIBER, "legacy_tokens", "no"),
+        _constant(SUBSCRIBER, "guide_downloads", 0),
+        _constant(SUBSCRIBER, "legacy_tokens", False),
     ]
     stranger = (
         select(*person)
@@ -160,9 +161,12 @@ def _statement() -> Any:
 
 
 def _consent(added: Any) -> Any:
-    names = ("magnet_id", "action", "text", "text_version", "text_sha256", "source")
-    values = [_param(CONSENT, name) for name in (*names, "page_url", "ip", "user_agent")]
-    values.append(_param(CONSENT, "created_at", "now"))
+    names = ("magnet_id", "text", "text_version", "text_sha256", "source", "page_url", "ip")
+    values = [_param(CONSENT, name) for name in (*names, "user_agent")]
+    values += [
+        _constant(CONSENT, "action", ConsentAction.CONSENT),
+        _param(CONSENT, "created_at", "now"),
+    ]
     return (
         insert(CONSENT)
         .from_select(["subscriber_id", *(c.name for c in values)], select(added.c.id, *values))
@@ -185,11 +189,11 @@ def _first_email(added: Any) -> Any:
     values = [
         _param(EMAIL, "magnet_id"),
         _param(EMAIL, "step_id"),
-        _param(EMAIL, "purpose"),
-        _param(EMAIL, "status", "email_status"),
+        _constant(EMAIL, "purpose", Purpose.DRIP),
+        _constant(EMAIL, "status", EmailStatus.PENDING),
         _param(EMAIL, "anchor_at", "now"),
         _param(EMAIL, "due_at"),
-        _param(EMAIL, "attempts", "zero"),
+        _constant(EMAIL, "attempts", 0),
         _param(EMAIL, "message_id"),
         _param(EMAIL, "created_at", "now"),
     ]
