@@ -49,7 +49,7 @@ def applies(ctx: Context) -> bool:
     return (
         ctx.magnet_id is not None
         and not ctx.settings.double_opt_in
-        and db.session.get_bind().dialect.name == "postgresql"
+        and db.engine.dialect.name == "postgresql"  # not the session: none is made
     )
 
 
