@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core.addresses import email_key, mailbox_key
-from ..core.autocommit import autocommit_driver
+from ..core.autocommit import autocommit_connection
 from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
@@ -63,9 +63,10 @@ def insert_newcomer(
     transaction (consent and first email stand or fall together), and the session's BEGIN
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
-    with autocommit_driver() as driver:
+    with autocommit_connection() as alone:
+        driver = alone.connection.driver_connection
         try:
-            row = driver.execute(_sql(), values).fetchone()
+            row = driver.execute(_sql(), values).fetchone()  # type: ignore[union-attr]
         except psycopg.IntegrityError as exc:  # the caller's retry knows SQLAlchemy's
             raise IntegrityError(_sql(), values, exc) from exc
         except psycopg.OperationalError as exc:

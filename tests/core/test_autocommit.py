@@ -3,7 +3,6 @@ session sees it at once and nothing stays locked while the connection idles (bot
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select, update
 
 from service.core.autocommit import autocommit_connection
@@ -28,25 +27,3 @@ def test_a_statement_is_committed_by_itself_and_holds_nothing(app):
                     update(Magnet).where(Magnet.id == magnet_id).values(title="After")
                 )
                 db.session.commit()
-
-
-@pytest.mark.parametrize(
-    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
-def test_the_drivers_connection_commits_each_statement_and_goes_back_transactional(app):
-    """autocommit_driver (PostgreSQL's hot paths): a statement is seen by another session
-    while the block still holds the connection, and the connection goes back to the pool
-    out of autocommit, as the sessions that check it out next expect."""
-    from service.core.autocommit import autocommit_driver
-
-    with app.app_context():
-        magnet_id = for_app(app).magnet_id
-        db.session.commit()
-        with autocommit_driver() as driver:
-            driver.execute("UPDATE magnet SET title = 'Driven' WHERE id = %s", (magnet_id,))
-            with app.app_context():
-                assert db.session.scalar(select(Magnet.title).where(Magnet.id == magnet_id)) == (
-                    "Driven"
-                )
-                db.session.rollback()
-        assert driver.autocommit is False
