@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from service.core.extensions import db
 from service.core.models import (
@@ -117,3 +118,36 @@ def test_a_suppressed_address_without_a_row_must_confirm_first(app: Flask, clien
     person, _consents, _enrolments, emails = rows_of(app, "cy@example.com")
     assert person.status == SubscriberStatus.PENDING
     assert [(e.purpose, e.status) for e in emails] == [(Purpose.CONFIRM, EmailStatus.PENDING)]
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_refused_newcomer_statement_falls_back_to_the_full_path(app: Flask, client, caplog):
+    """Whatever constraint refuses the one statement (it then wrote nothing), the signup goes
+    the full path and is answered 202, not 503; the refusal is logged with its name. The
+    database refuses the first subscriber insert once (a sequence is not rolled back)."""
+    with app.app_context():
+        for sql in (
+            "CREATE SEQUENCE refusals",
+            "CREATE FUNCTION refuse_once() RETURNS trigger AS $$ BEGIN "
+            "IF nextval('refusals') = 1 THEN "
+            "RAISE unique_violation USING CONSTRAINT = 'test_refusal'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_once BEFORE INSERT ON subscriber "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_once()",
+        ):
+            db.session.execute(text(sql))
+        db.session.commit()
+    try:
+        assert api_signup(client, "ann@example.com").status_code == 202
+    finally:  # the database is this worker's for the tests after this one too
+        with app.app_context():
+            db.session.execute(text("DROP TRIGGER refuse_once ON subscriber"))
+            db.session.execute(text("DROP FUNCTION refuse_once()"))
+            db.session.execute(text("DROP SEQUENCE refusals"))
+            db.session.commit()
+    person, consents, _enrolments, emails = rows_of(app, "ann@example.com")
+    assert person.status == SubscriberStatus.ACTIVE and len(consents) == 1
+    assert [e.purpose for e in emails] == [Purpose.DRIP]
+    assert "refused (test_refusal)" in caplog.text
