@@ -45,17 +45,22 @@ def sign_up(
     link emailed to the address (the resubscribe button)."""
     if data.honeypot:
         return []
-    try:
-        made = _newcomer(ctx, data, meta, magnet_id)
-    except IntegrityError as exc:  # it wrote nothing: the full path decides, as for anyone
-        log.warning("the newcomer's statement was refused (%s); taking the full path", _why(exc))
-        made = None
-    if made is not None:
-        subscriber_id, ids = made
-        nudge_committed(ids)  # its one statement committed as it ran: no session to commit
-        metrics.signed_up()
-        log.info("signup of subscriber %s", subscriber_id, extra={"subscriber_id": subscriber_id})
-        return ids
+    made = _newcomer(ctx, data, meta, magnet_id)
+    subscriber_id, ids = made or _full_path(ctx, data, meta, proven, magnet_id)
+    metrics.signed_up()
+    log.info("signup of subscriber %s", subscriber_id, extra={"subscriber_id": subscriber_id})
+    return ids
+
+
+def _full_path(
+    ctx: Context,
+    data: SignupInput,
+    meta: consent.RequestMeta,
+    proven: bool,
+    magnet_id: int | None,
+) -> tuple[int, list[int]]:
+    """Through the session, knowing every rule about people seen before; nudged after the
+    commit."""
     try:
         subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
         queue_nudge(ids)
@@ -67,9 +72,7 @@ def sign_up(
         subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
         queue_nudge(ids)
         db.session.commit()
-    metrics.signed_up()
-    log.info("signup of subscriber %s", subscriber_id, extra={"subscriber_id": subscriber_id})
-    return ids
+    return subscriber_id, ids
 
 
 def _why(exc: IntegrityError) -> str:
@@ -82,12 +85,19 @@ def _newcomer(
     ctx: Context, data: SignupInput, meta: consent.RequestMeta, magnet_id: int | None
 ) -> tuple[int, list[int]] | None:
     """A stranger to the list, written and committed in one statement where that applies
-    (newcomer.py); None: the full path decides."""
+    (newcomer.py), and nudged; None: the full path decides."""
     fast = ctx.for_magnet(magnet_id)
     if not newcomer.applies(fast):
         return None
-    made = newcomer.insert_newcomer(fast, data, meta, ctx.now())
-    return (made[0], [made[1]]) if made is not None else None
+    try:
+        made = newcomer.insert_newcomer(fast, data, meta, ctx.now())
+    except IntegrityError as exc:  # it wrote nothing: the full path decides, as for anyone
+        log.warning("the newcomer's statement was refused (%s); taking the full path", _why(exc))
+        return None
+    if made is None:
+        return None
+    nudge_committed([made[1]])  # its one statement committed as it ran: no session to commit
+    return made[0], [made[1]]
 
 
 def _magnet(magnet_id: int | None) -> Magnet:
