@@ -4,19 +4,17 @@ and says so."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
-from sqlalchemy import String, Table, any_, bindparam, exists, literal_column, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import String, Table, any_, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core.addresses import email_key, mailbox_key
 from ..core.autocommit import autocommit_connection
+from ..core.driver_sql import compiled, constant, run, utc
 from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
@@ -64,13 +62,7 @@ def insert_newcomer(
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
     with autocommit_connection() as alone:
-        driver = alone.connection.driver_connection
-        try:
-            row = driver.execute(_sql(), values).fetchone()  # type: ignore[union-attr]
-        except psycopg.IntegrityError as exc:  # the caller's retry knows SQLAlchemy's
-            raise IntegrityError(_sql(), values, exc) from exc
-        except psycopg.OperationalError as exc:
-            raise OperationalError(_sql(), values, exc) from exc
+        row = run(alone, compiled(_statement), values)
     return (row[0], row[1]) if row is not None else None
 
 
@@ -79,7 +71,7 @@ def _values(ctx: Context, data: SignupInput, meta: RequestMeta, now: datetime) -
     in UTC, statuses as their text)."""
     shown, step = ctx.content.consent, ctx.content.first
     zone = ZoneInfo(data.time_zone) if data.time_zone else ctx.content.default_zone
-    now = _utc(now)
+    now = utc(now)
     return {
         "email": data.email,
         "email_key": email_key(data.email),
@@ -98,22 +90,14 @@ def _values(ctx: Context, data: SignupInput, meta: RequestMeta, now: datetime) -
         "ip": meta.ip,
         "user_agent": (meta.user_agent or "")[:512] or None,
         "step_id": step.id,
-        "due_at": _utc(step.due_after(now, zone)),
+        "due_at": utc(step.due_after(now, zone)),
         "message_id": new_message_id(ctx.sender),
     }
 
 
-def _utc(value: datetime) -> datetime:
-    """As models.UTCDateTime binds a value: aware, in UTC; a naive one is a bug."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC)
-
-
 def _constant(table: Table, column: str, value: str | int) -> Any:
     # Written into the SQL: a parameter less to send and convert on every signup.
-    text = f"'{value}'" if isinstance(value, str) else str(value).lower()
-    return literal_column(text, table.c[column].type).label(column)
+    return constant(table, column, value).label(column)
 
 
 def _param(table: Table, column: str, name: str | None = None) -> Any:
@@ -122,14 +106,6 @@ def _param(table: Table, column: str, name: str | None = None) -> Any:
 
 
 @cache
-def _sql() -> str:
-    """The statement's SQL, compiled once per process and run on the driver's connection:
-    through SQLAlchemy each execution also works out the statement's cache key and binds
-    every value through its column type, which profiled at more client CPU than the round
-    trip (sent_record.py does the same for the record of a send)."""
-    return str(_statement().compile(dialect=postgresql.psycopg.dialect()))
-
-
 def _statement() -> Any:
     """The statement (values are parameters): one INSERT ... SELECT per table, chained."""
     person = [

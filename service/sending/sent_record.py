@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-import psycopg
 from sqlalchemy import (
     Connection,
     Table,
@@ -19,12 +18,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import OperationalError
 
 from ..content.sequence import Sequence, Step
 from ..core.autocommit import autocommit_connection
+from ..core.driver_sql import compiled, constant, run, utc
 from ..core.models import DeliveryAttempt, EmailStatus, Outcome, Purpose, ScheduledEmail
 from .message import new_message_id
 
@@ -43,8 +41,8 @@ def link() -> Connection:
 
 def read(conn: Connection, email_id: int) -> Read | None:
     """A row's status and lease, in one round trip."""
-    row = _run(conn, _sql(_read_statement), {"email_id": email_id})
-    return (row[0], _utc(row[1])) if row else None
+    row = run(conn, compiled(_read_statement), {"email_id": email_id})
+    return (row[0], utc(row[1])) if row else None
 
 
 def next_step(sequence: Sequence, after: str, states: dict[str, str] | None) -> Step | str | None:
@@ -89,50 +87,19 @@ def record(conn: Connection, values: dict[str, Any], peek: int | None) -> tuple[
     params = {
         **values,
         "peek": peek,
-        "now": _utc(values["now"]),
-        "next_due": _utc(values["next_due"]),
+        "now": utc(values["now"]),
+        "next_due": utc(values["next_due"]),
     }
-    row = _run(conn, _sql(_statement), params)
+    row = run(conn, compiled(_statement), params)
     assert row is not None  # a SELECT without FROM: always one row
-    fresh = (row[1], _utc(row[2])) if row[1] is not None else None
+    fresh = (row[1], utc(row[2])) if row[1] is not None else None
     return row[0] is not None, fresh
-
-
-def _run(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The statement on the driver's connection, its SQL compiled once per process: through
-    SQLAlchemy each execution also works out the statement's cache key, which profiled at
-    three to four times the client CPU of the round trip itself (~250 vs ~70 us)."""
-    try:
-        return conn.connection.driver_connection.execute(sql, params).fetchone()  # type: ignore[union-attr]
-    except psycopg.OperationalError as exc:  # the caller's retry knows SQLAlchemy's
-        raise OperationalError(sql, params, exc) from exc
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """As the columns' type (models.UTCDateTime) binds and reads them: aware, in UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC)
-
-
-@cache
-def _sql(statement: Any) -> str:
-    return str(statement().compile(dialect=postgresql.psycopg.dialect()))
 
 
 def _param(table: Table, column: str, name: str) -> Any:
     # Bound with the column's type: UTC datetimes are checked as on the ORM path. No name is
     # a column's: an UPDATE would add a parameter named as its table's column to its SET.
     return bindparam(name, type_=table.c[column].type)
-
-
-def _constant(table: Table, column: str, value: str | int) -> Any:
-    # A constant of the statement, written into its SQL.
-    return literal_column(
-        repr(value) if isinstance(value, int) else f"'{value}'", table.c[column].type
-    )
 
 
 @cache
@@ -149,10 +116,10 @@ def _statement() -> Any:
         update(EMAIL)
         .where(
             EMAIL.c.id == bindparam("row_id"),
-            EMAIL.c.status != _constant(EMAIL, "status", EmailStatus.SENT),
+            EMAIL.c.status != constant(EMAIL, "status", EmailStatus.SENT),
         )
         .values(
-            status=_constant(EMAIL, "status", EmailStatus.SENT),
+            status=constant(EMAIL, "status", EmailStatus.SENT),
             sent_at=now,
             lease_until=null(),
             last_error=null(),
@@ -163,7 +130,7 @@ def _statement() -> Any:
     attempt = {
         "email_id": sent.c.id,
         "message_id": _param(ATTEMPT, "message_id", "its_message_id"),
-        "outcome": _constant(ATTEMPT, "outcome", Outcome.SENT),
+        "outcome": constant(ATTEMPT, "outcome", Outcome.SENT),
         "smtp_code": _param(ATTEMPT, "smtp_code", "code"),
         "smtp_reply": _param(ATTEMPT, "smtp_reply", "reply"),
         "created_at": _param(ATTEMPT, "created_at", "now"),
@@ -179,11 +146,11 @@ def _statement() -> Any:
         "subscriber_id": sent.c.subscriber_id,
         "magnet_id": _param(EMAIL, "magnet_id", "magnet"),
         "step_id": step,
-        "purpose": _constant(EMAIL, "purpose", Purpose.DRIP),
-        "status": _constant(EMAIL, "status", EmailStatus.PENDING),
+        "purpose": constant(EMAIL, "purpose", Purpose.DRIP),
+        "status": constant(EMAIL, "status", EmailStatus.PENDING),
         "anchor_at": _param(EMAIL, "anchor_at", "now"),
         "due_at": _param(EMAIL, "due_at", "next_due"),
-        "attempts": _constant(EMAIL, "attempts", 0),
+        "attempts": constant(EMAIL, "attempts", 0),
         "message_id": _param(EMAIL, "message_id", "next_message_id"),
         "created_at": _param(EMAIL, "created_at", "now"),
     }

@@ -92,7 +92,7 @@ def test_a_newcomer_gets_subscriber_consent_enrolment_and_guide_in_few_statement
     assert email.created_at == entry.created_at == person.created_at
     assert email.id in nudged(app)
     if database_url.startswith("postgresql"):
-        # The one statement goes to the driver as compiled once (newcomer._sql): nothing
+        # The one statement goes to the driver as compiled once (core.driver_sql): nothing
         # passes through SQLAlchemy's execution, the ORM's unit of work included.
         assert seen == [], seen
 

@@ -102,7 +102,7 @@ def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app, monkeypatch):
     app = pg_app
     seen: list[str] = []
     records: list[tuple[bool, str, str]] = []
-    run = sent_record._run
+    run = sent_record.run
 
     def watched(conn, sql, params):
         row = run(conn, sql, params)
@@ -115,7 +115,7 @@ def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app, monkeypatch):
     def at_commit(conn) -> None:
         seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
 
-    monkeypatch.setattr(sent_record, "_run", watched)
+    monkeypatch.setattr(sent_record, "run", watched)
     with app.app_context():
         event.listen(db.engine, "commit", at_commit)
         try:
