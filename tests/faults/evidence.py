@@ -63,8 +63,11 @@ def cut_after_accept(
     - the killed worker recorded a send before it (or none) and nothing after: the first
       copy came in after its last record and before the kill, and it never recorded this
       message;
-    - the second copy came after the first claim's lease could have run out (that claim was
-      made after the worker's last record), so it is a claim of an expired lease, not a race.
+    - the second copy came after the first claim's lease could have run out, so it is a
+      claim of an expired lease, not a race. The claim (or its extension) may predate the
+      worker's last record, but the re-check before the first copy, made after that record,
+      found at least half the lease left (delivery._recheck): the lease ran out no sooner
+      than half a lease after the last record.
     """
     on_session = [r for r in smtpd.received if r.session == first.session]
     recorded = records(kill.log)
@@ -75,7 +78,7 @@ def cut_after_accept(
         and on_session[-1] is first
         and last < first.wall < kill.wall
         and all(r.message_id != message_id for r in recorded)
-        and again.wall > last + lease
+        and again.wall > last + lease / 2
     )
 
 
@@ -98,3 +101,22 @@ def unexplained_repeats(smtpd: RecordingSMTPServer, kills: list[Kill], lease: fl
                 break
             used.add(kill)
     return unexplained
+
+
+def describe(smtpd: RecordingSMTPServer, kills: list[Kill], message_ids: list[str]) -> str:
+    """What the evidence held for these Message-IDs, for a failure's message: each copy's
+    time and connection, and each kill's time beside its worker's last record before it."""
+    lines = []
+    for message_id in message_ids:
+        for copy in copies_by_message(smtpd)[message_id]:
+            on_session = [r for r in smtpd.received if r.session == copy.session]
+            lines.append(
+                f"{message_id}: in at {copy.wall:.3f} on {copy.session} "
+                f"(vanished: {smtpd.handler.vanished(copy.session)}, "
+                f"last on it: {on_session[-1] is copy})"
+            )
+    for kill in kills:
+        recorded = [r.wall for r in records(kill.log) if r.wall <= kill.wall]
+        last = f"{max(recorded):.3f}" if recorded else "none"
+        lines.append(f"kill at {kill.wall:.3f}, its last record at {last}")
+    return "\n".join(lines)

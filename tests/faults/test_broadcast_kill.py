@@ -21,7 +21,7 @@ from service.core.models import DeliveryAttempt, ScheduledEmail
 from service.sending.broadcast_progress import progress
 from tests.broadcast_helpers import add_subscribers, start_broadcast
 from tests.conftest import SECRET, make_app
-from tests.faults.evidence import Kill, copies_by_message, unexplained_repeats
+from tests.faults.evidence import Kill, copies_by_message, describe, unexplained_repeats
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -128,7 +128,10 @@ def test_sigkilled_workers_lose_no_recipient_and_status_never_lies(
         f"\nbroadcast kill: {len(kills)} kills, {RECIPIENTS} recipients, {len(duplicates)} "
         f"repeats (all cut after the accept), {watch.readings} status readings"
     )
-    assert not unexplained, f"sent more than once without a kill to explain it: {unexplained}"
+    assert not unexplained, (
+        f"sent more than once without a kill to explain it: {unexplained}\n"
+        f"{describe(smtpd, kills, unexplained)}"
+    )
     assert set(arrivals) == expected, "every recipient got it, under its own Message-ID"
     assert statuses == {"sent": RECIPIENTS}
     assert len(sent_logs) == RECIPIENTS and set(sent_logs.values()) == {1}

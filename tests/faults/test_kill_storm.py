@@ -24,7 +24,7 @@ from service.core.models import DeliveryAttempt, ScheduledEmail, Subscriber
 from service.core.settings import settings_of as app_settings
 from tests.conftest import SECRET, make_app
 from tests.e2e.test_race import make_due_rows
-from tests.faults.evidence import Kill, copies_by_message, unexplained_repeats
+from tests.faults.evidence import Kill, copies_by_message, describe, unexplained_repeats
 from tests.procs import BIN, clean_env, start, stop, wait_until, worker_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -160,7 +160,7 @@ def test_three_sigkills_lose_nothing_and_repeat_only_sends_cut_after_the_dot(
     assert len(kills) == KILLS
     assert not unexplained, (
         f"{len(unexplained)} sent more than once without a kill to explain it, e.g. "
-        f"{sorted(unexplained)[:3]}"
+        f"{sorted(unexplained)[:3]}\n{describe(smtpd, kills, sorted(unexplained)[:3])}"
     )
     assert set(arrivals) == expected, "every email delivered, each under its own Message-ID"
     assert all(
