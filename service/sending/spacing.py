@@ -8,6 +8,7 @@ Emails of one magnet's own sequence keep their own delays between them."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import Row, or_, select
@@ -70,11 +71,14 @@ def held_until_each(ctx: Context, emails: list[ScheduledEmail]) -> dict[int, dat
             ),
         )
     ).all()
+    by_person: dict[int, list[Row]] = defaultdict(list)
+    for row in found:  # each row looked at for its own person's emails only, not the batch's
+        by_person[row.subscriber_id].append(row)
     batch = {email.id for email in emails}
     going = batch - {email.id for email in subject}
     held: dict[int, datetime] = {}
     for email in subject:
-        others = [row for row in found if _other_source(email, row)]
+        others = [row for row in by_person[email.subscriber_id] if _other_source(email, row)]
         until = _until(email, others, batch - going, now, gap)
         if until is None:
             going.add(email.id)
