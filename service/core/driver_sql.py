@@ -5,14 +5,17 @@ key, each value bound through its column type) cost more client CPU than the rou
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, overload
 
 import psycopg
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Connection, Table, literal_column
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 
 @cache
@@ -27,10 +30,8 @@ def run(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] |
     which the callers' retries and the web's error pages know."""
     try:
         return conn.connection.driver_connection.execute(sql, params).fetchone()  # type: ignore[union-attr]
-    except psycopg.IntegrityError as exc:
-        raise IntegrityError(sql, params, exc) from exc
-    except psycopg.OperationalError as exc:
-        raise OperationalError(sql, params, exc) from exc
+    except (psycopg.IntegrityError, psycopg.OperationalError) as exc:
+        raise _as_sqlalchemy(exc, sql, params) from exc
 
 
 def constant(table: Table, column: str, value: str | int) -> Any:
@@ -50,3 +51,66 @@ def utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Positional:
+    """A statement's SQL with $1.. placeholders, and the names of its values in that order."""
+
+    sql: bytes
+    names: tuple[str, ...]
+
+
+@cache
+def positional(build: Callable[[], Any]) -> Positional:
+    """The statement `build` makes, compiled once per process for libpq's own parameters."""
+    dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
+    done = build().compile(dialect=dialect)
+    return Positional(str(done).encode(), tuple(done.positiontup or ()))
+
+
+class Sent:
+    """A statement sent and its answer not yet read: the server runs it (and, on an
+    autocommit connection, commits it) while the caller does other work; first_row() reads
+    the answer. Nothing else may use the connection in between."""
+
+    def __init__(self, conn: Connection, statement: Positional, params: dict[str, Any]) -> None:
+        self.driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        self.adapt = Transformer(self.driver)
+        values = [params[name] for name in statement.names]
+        dumped = self.adapt.dump_sequence(values, [PyFormat.AUTO] * len(values))
+        try:
+            self.driver.pgconn.send_query_params(
+                statement.sql, dumped, self.adapt.types, self.adapt.formats
+            )
+        except psycopg.Error as exc:
+            raise _as_sqlalchemy(exc, statement.sql, params) from exc
+        self.sql, self.params = statement.sql, params
+
+    def first_row(self) -> tuple[Any, ...] | None:
+        """The answer's first row (waits for it); its errors as SQLAlchemy's, as run()'s."""
+        results = []
+        try:
+            while (result := self.driver.pgconn.get_result()) is not None:
+                results.append(result)
+        except psycopg.Error as exc:
+            raise _as_sqlalchemy(exc, self.sql, self.params) from exc
+        failed = next((r for r in results if r.status != pq.ExecStatus.TUPLES_OK), None)
+        if failed is not None or not results:
+            error = (
+                psycopg.errors.error_from_result(failed, encoding=self.driver.info.encoding)
+                if failed is not None
+                else psycopg.OperationalError("the connection gave no answer")
+            )
+            raise _as_sqlalchemy(error, self.sql, self.params) from error
+        self.adapt.set_pgresult(results[0])
+        return self.adapt.load_row(0, tuple) if results[0].ntuples else None
+
+
+def _as_sqlalchemy(exc: psycopg.Error, sql: bytes | str, params: dict[str, Any]) -> Exception:
+    text = sql.decode() if isinstance(sql, bytes) else sql
+    if isinstance(exc, psycopg.IntegrityError):
+        return IntegrityError(text, params, exc)
+    if isinstance(exc, psycopg.OperationalError):
+        return OperationalError(text, params, exc)
+    return DBAPIError(text, params, exc)

@@ -9,7 +9,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from jinja2 import TemplateError
 from sqlalchemy import Connection, func, insert, literal, select, update
@@ -20,6 +20,7 @@ from ..content.published import NoContent
 from ..content.rendering import RenderedEmail
 from ..content.sequence import Step
 from ..core import metrics
+from ..core.driver_sql import Sent
 from ..core.extensions import db
 from ..core.logs import mask_addresses
 from ..core.models import (
@@ -105,6 +106,7 @@ class Claimed:
     # batch's autocommit connection for its one-statement records.
     drips: DripStates | None = None
     conn: Connection | None = None
+    pending: Recording | None = None  # the last send's record, sent and not yet answered
 
     @classmethod
     def check(cls, ctx: Context, ids: list[int], held: datetime) -> Claimed:
@@ -171,6 +173,7 @@ class Claimed:
         lease = self.ctx.settings.send_lease
         if not self.ready or self.held - now >= timedelta(seconds=lease / 2):
             return
+        self.settle()  # its re-read of the next row is of the old lease, as the others
         kept, self.held = extend(list(self.ready), self.held, now, lease)
         self.fresh.clear()  # read under the old lease
         for email_id in set(self.ready) - kept:
@@ -189,10 +192,36 @@ class Claimed:
         return self.conn
 
     def close(self) -> None:
-        """Back to the pool: the batch's last row is done (or it failed)."""
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        """Back to the pool: the batch's last row is done (or it failed); a record on its
+        way is answered first."""
+        try:
+            self.settle()
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+    def settle(self) -> None:
+        """Read the answer to the last send's record (sent while this worker rendered the
+        next row). Called before anything else is sent: at most one accepted send is ever
+        unrecorded. A connection lost meanwhile: the record is tried again as _sent does."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            recorded, read = sent_record.answer(pending.sent)
+        except OperationalError:
+            if self.conn is not None:
+                self.conn.invalidate()  # the retries check out a fresh connection
+                self.conn.close()
+                self.conn = None
+            _, read = _sent(
+                self, pending.ctx, pending.about, pending.result, pending.subscriber, pending.peek
+            )
+        else:
+            _recorded(self, pending.ctx, pending.about, pending.subscriber, pending.step, recorded)
+        if pending.peek is not None:
+            self.fresh[pending.peek] = read
 
     def send(self, email_id: int) -> Outcome:
         """Render, re-check, send and record one row of the batch."""
@@ -229,6 +258,7 @@ class Claimed:
             schedule_next(ctx, subscriber, email.step_id, ctx.now())
             return _finish(_attached(email), EmailStatus.CANCELLED, Outcome.SKIPPED)
         msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+        self.settle()  # the row before's record: ran on the server while this one rendered
         paced = _wait_for_turn(ctx, email, broadcast)
         read = self.fresh.pop(email_id, ()) if not paced else ()  # a wait makes it stale
         if read == () and self.drips is not None:  # PostgreSQL: one round trip, no BEGIN
@@ -246,11 +276,27 @@ class Claimed:
                 self.broadcasts[broadcast.id] = fresh = _attached(broadcast)
                 db.session.expunge(fresh)
             return outcome
+        return self._record(ctx, _about(email), result, subscriber)
+
+    def _record(self, ctx: Context, about: About, result: SendResult, sub: Subscriber) -> Outcome:
+        """Record an accepted send, the batch's next row re-read with it. On PostgreSQL's
+        one-statement path the statement is sent and its answer read by settle() once the
+        next row is rendered; elsewhere (SQLite, a step to bring back) it is waited for."""
         peek = next(iter(self.ready), None)
-        sent, read = _sent(self, ctx, _about(email), result, subscriber, peek)
+        step = self.follows(ctx, about)
+        if self.drips is not None and not isinstance(step, str):  # REVIVE is the one str
+            values = _fast_values(ctx, about, result, sub, step, ctx.now())
+            try:
+                sent = sent_record.send(self.link(), values, peek)
+            except OperationalError:
+                pass  # not sent: _sent below tries again on fresh connections
+            else:
+                self.pending = Recording(ctx, about, result, sub, peek, step, sent)
+                return Outcome.SENT
+        outcome, read = _sent(self, ctx, about, result, sub, peek)
         if peek is not None:
             self.fresh[peek] = read
-        return sent
+        return outcome
 
     def follows(self, ctx: Context, about: About) -> Step | str | None:
         """The drip step to schedule once this row is recorded (None for other rows)."""
@@ -466,24 +512,63 @@ def _record_sent(
     now = ctx.now()
     step = batch.follows(ctx, about)
     if batch.drips is not None and not isinstance(step, str):  # REVIVE is the one str
-        due = None if step is None else step.due_after(now, zone_of(subscriber, ctx.content))
-        values = {
-            "row_id": about["email_id"],
-            "now": now,
-            "its_message_id": about["message_id"],
-            "code": result.code,
-            "reply": result.reply[:2000],
-            **sent_record.following(ctx.magnet_id, step, due, ctx.sender),
-        }
+        values = _fast_values(ctx, about, result, subscriber, step, now)
         recorded, read = sent_record.record(batch.link(), values, peek)
-        if recorded and step is not None:  # a later row of this person's in the batch
-            states = batch.drips.setdefault((subscriber.id, ctx.magnet_id), {})
-            states.update({about["step"]: EmailStatus.SENT, step.id: EmailStatus.PENDING})
+        _recorded(batch, ctx, about, subscriber, step, recorded)
     else:
         read = _record_in_session(ctx, about, result, subscriber, peek, now)
+        _recorded(batch, ctx, about, subscriber, None, False)
+    return Outcome.SENT, read
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A send's record on its way (sent_record.send), with what settle() needs after."""
+
+    ctx: Context
+    about: About
+    result: SendResult
+    subscriber: Subscriber
+    peek: int | None
+    step: Step | None
+    sent: Sent
+
+
+def _fast_values(
+    ctx: Context,
+    about: About,
+    result: SendResult,
+    subscriber: Subscriber,
+    step: Step | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The values of sent_record's statement for this send (and its next step, if any)."""
+    due = None if step is None else step.due_after(now, zone_of(subscriber, ctx.content))
+    return {
+        "row_id": about["email_id"],
+        "now": now,
+        "its_message_id": about["message_id"],
+        "code": result.code,
+        "reply": result.reply[:2000],
+        **sent_record.following(ctx.magnet_id, step, due, ctx.sender),
+    }
+
+
+def _recorded(
+    batch: Claimed,
+    ctx: Context,
+    about: About,
+    subscriber: Subscriber,
+    step: Step | None,
+    recorded: bool,
+) -> None:
+    """After the record's commit: the batch's view of this person's drip rows, the count,
+    and the log line (the evidence that the send is in the database from then on)."""
+    if recorded and step is not None and batch.drips is not None:  # a later row of theirs
+        states = batch.drips.setdefault((subscriber.id, ctx.magnet_id), {})
+        states.update({about["step"]: EmailStatus.SENT, step.id: EmailStatus.PENDING})
     metrics.email_sent(about["step"])
     log.info("sent email %s (step %s)", about["email_id"], about["step"], extra=about)
-    return Outcome.SENT, read
 
 
 def _record_in_session(

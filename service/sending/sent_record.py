@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from ..content.sequence import Sequence, Step
 from ..core.autocommit import autocommit_connection
-from ..core.driver_sql import compiled, constant, run, utc
+from ..core.driver_sql import Sent, compiled, constant, positional, run, utc
 from ..core.models import DeliveryAttempt, EmailStatus, Outcome, Purpose, ScheduledEmail
 from .message import new_message_id
 
@@ -84,13 +84,26 @@ def record(conn: Connection, values: dict[str, Any], peek: int | None) -> tuple[
     rows go again: the after-accept window of the README's Reliability section. The claim
     before the send stays durable. The next step's insert does nothing if that step's row
     appeared since the batch's check (the drip's unique index)."""
-    params = {
-        **values,
-        "peek": peek,
-        "now": utc(values["now"]),
-        "next_due": utc(values["next_due"]),
-    }
-    row = run(conn, compiled(_statement), params)
+    return _answer(run(conn, compiled(_statement), _params(values, peek)))
+
+
+def send(conn: Connection, values: dict[str, Any], peek: int | None) -> Sent:
+    """record()'s statement sent and not waited for: PostgreSQL runs and commits it while
+    the worker renders the next row; answer() reads what record() returns. Until then the
+    connection is the statement's alone."""
+    return Sent(conn, positional(_statement), _params(values, peek))
+
+
+def answer(sent: Sent) -> tuple[bool, Read | None]:
+    """What record() returns, for a statement sent with send()."""
+    return _answer(sent.first_row())
+
+
+def _params(values: dict[str, Any], peek: int | None) -> dict[str, Any]:
+    return {**values, "peek": peek, "now": utc(values["now"]), "next_due": utc(values["next_due"])}
+
+
+def _answer(row: tuple[Any, ...] | None) -> tuple[bool, Read | None]:
     assert row is not None  # a SELECT without FROM: always one row
     fresh = (row[1], utc(row[2])) if row[1] is not None else None
     return row[0] is not None, fresh

@@ -96,26 +96,26 @@ def test_only_the_sent_record_skips_the_wait_for_the_disk(pg_app, monkeypatch):
     """The record of an accepted send commits without waiting for the disk (README,
     delivery guarantees); the signup with its consent, the claim and the checks do wait.
     The record is one statement on an autocommit connection, its own transaction: the
-    setting it makes lasts until that transaction's commit, and not one statement longer."""
+    setting it makes lasts until that transaction's commit, and not one statement longer
+    (read once its answer is in: the statement is sent, then answered after the next render)."""
     from service.sending import sent_record
 
     app = pg_app
     seen: list[str] = []
     records: list[tuple[bool, str, str]] = []
-    run = sent_record.run
+    answer = sent_record.answer
 
-    def watched(conn, sql, params):
-        row = run(conn, sql, params)
-        if "INSERT INTO delivery_attempt" in sql:
-            raw = conn.connection.driver_connection
-            after = raw.execute("SHOW synchronous_commit").fetchone()[0]
-            records.append((raw.autocommit, sql, after))
-        return row
+    def watched(sent):
+        got = answer(sent)
+        raw = sent.driver
+        after = raw.execute("SHOW synchronous_commit").fetchone()[0]
+        records.append((raw.autocommit, sent.sql.decode(), after))
+        return got
 
     def at_commit(conn) -> None:
         seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
 
-    monkeypatch.setattr(sent_record, "run", watched)
+    monkeypatch.setattr(sent_record, "answer", watched)
     with app.app_context():
         event.listen(db.engine, "commit", at_commit)
         try:
