@@ -258,6 +258,7 @@ class Claimed:
             schedule_next(ctx, subscriber, email.step_id, ctx.now())
             return _finish(_attached(email), EmailStatus.CANCELLED, Outcome.SKIPPED)
         msg, sender, recipient = compose(ctx, email, subscriber, rendered)
+        msg.as_bytes(getattr(ctx.transport, "dkim_key", None))  # and signed: CPU work too
         self.settle()  # the row before's record: ran on the server while this one rendered
         paced = _wait_for_turn(ctx, email, broadcast)
         read = self.fresh.pop(email_id, ()) if not paced else ()  # a wait makes it stale

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -120,6 +120,9 @@ class Outgoing:
     date: datetime
     sender: str  # the envelope's MAIL FROM
     recipient: str  # and RCPT TO
+    # The bytes as written for each DKIM key, kept: the boundary is random, and a worker
+    # writes them before it reads the last record's answer, the transport after.
+    written: dict[DkimKey | None, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def utf8(self) -> bool:
@@ -127,7 +130,11 @@ class Outgoing:
         return not (self.sender.isascii() and self.recipient.isascii())
 
     def as_bytes(self, dkim_key: DkimKey | None = None) -> bytes:
-        """The bytes that go on the wire (or into the outbox), DKIM-signed when a key is set."""
+        """The bytes that go on the wire (or into the outbox), DKIM-signed when a key is set;
+        written once for each key."""
+        done = self.written.get(dkim_key)
+        if done is not None:
+            return done
         data = message_bytes(
             self.rendered,
             mail_from=self.mail_from,
@@ -138,7 +145,8 @@ class Outgoing:
             date=self.date,
             utf8=self.utf8,
         )
-        return dkim.sign(data, dkim_key) if dkim_key else data
+        self.written[dkim_key] = data = dkim.sign(data, dkim_key) if dkim_key else data
+        return data
 
 
 def quoted_printable(text: str) -> bytes:

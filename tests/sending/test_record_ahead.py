@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from service.core.extensions import db
 from service.core.models import EmailStatus, ScheduledEmail
-from service.sending import delivery, sent_record
+from service.sending import delivery, mime, sent_record
 from service.sending.context import for_app
 from service.sending.dispatch import claim_due, deliver_batch
 from tests.helpers import api_signup
@@ -41,6 +41,12 @@ class Order:
             self.events.append(f"render {subscriber.email.split('@')[0]}")
             return render(ctx, email, subscriber)
 
+        def writing(rendered, **headers):
+            self.events.append(f"write {headers['to_address'].split('@')[0]}")
+            return write(rendered, **headers)
+
+        write = mime.message_bytes
+        monkeypatch.setattr(mime, "message_bytes", writing)
         monkeypatch.setattr(sent_record, "send", sending)
         monkeypatch.setattr(sent_record, "answer", answering)
         monkeypatch.setattr(delivery, "render_for", rendering)
@@ -73,13 +79,16 @@ def test_a_record_is_answered_after_the_next_render_and_before_the_next_send(pg_
     assert statuses == [EmailStatus.SENT] * 3
     assert order.events == [
         "render ann",
-        "smtp ann",
+        "write ann",
+        "smtp ann",  # the transport reads the bytes written: written once, as sent
         "record ann sent",
         "render bob",  # while ann's record runs on the server
+        "write bob",
         "record ann answered",
         "smtp bob",
         "record bob sent",
         "render cy",
+        "write cy",
         "record bob answered",
         "smtp cy",
         "record cy sent",
