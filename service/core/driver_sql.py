@@ -4,6 +4,7 @@ key, each value bound through its column type) cost more client CPU than the rou
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,19 +80,28 @@ class Sent:
         self.adapt = Transformer(self.driver)
         values = [params[name] for name in statement.names]
         dumped = self.adapt.dump_sequence(values, [PyFormat.AUTO] * len(values))
+        self.sql, self.params = statement.sql, params
+        pgconn = self.driver.pgconn
         try:
-            self.driver.pgconn.send_query_params(
-                statement.sql, dumped, self.adapt.types, self.adapt.formats
-            )
+            pgconn.send_query_params(statement.sql, dumped, self.adapt.types, self.adapt.formats)
+            # psycopg's connections are non-blocking: what the socket did not take yet is
+            # sent now, so the server has the whole statement before this returns.
+            while pgconn.flush():
+                select.select([], [pgconn.socket], [])
         except psycopg.Error as exc:
             raise _as_sqlalchemy(exc, statement.sql, params) from exc
-        self.sql, self.params = statement.sql, params
 
     def first_row(self) -> tuple[Any, ...] | None:
         """The answer's first row (waits for it); its errors as SQLAlchemy's, as run()'s."""
-        results = []
+        pgconn, results = self.driver.pgconn, []
         try:
-            while (result := self.driver.pgconn.get_result()) is not None:
+            while True:
+                pgconn.consume_input()
+                while pgconn.is_busy():  # waits in select(), not in libpq: the GIL is let go
+                    select.select([pgconn.socket], [], [])
+                    pgconn.consume_input()
+                if (result := pgconn.get_result()) is None:
+                    break
                 results.append(result)
         except psycopg.Error as exc:
             raise _as_sqlalchemy(exc, self.sql, self.params) from exc
