@@ -277,9 +277,11 @@ class Claimed:
                 self.broadcasts[broadcast.id] = fresh = _attached(broadcast)
                 db.session.expunge(fresh)
             return outcome
-        return self._record(ctx, _about(email), result, subscriber)
+        return self._record_accepted(ctx, _about(email), result, subscriber)
 
-    def _record(self, ctx: Context, about: About, result: SendResult, sub: Subscriber) -> Outcome:
+    def _record_accepted(
+        self, ctx: Context, about: About, result: SendResult, sub: Subscriber
+    ) -> Outcome:
         """Record an accepted send, the batch's next row re-read with it. On PostgreSQL's
         one-statement path the statement is sent and its answer read by settle() once the
         next row is rendered; elsewhere (SQLite, a step to bring back) it is waited for."""
