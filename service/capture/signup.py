@@ -62,16 +62,25 @@ def _full_path(
     """Through the session, knowing every rule about people seen before; nudged after the
     commit."""
     try:
-        subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
-        queue_nudge(ids)
-        db.session.commit()
+        return _committed(ctx, data, meta, proven, magnet_id)
     except IntegrityError:
         # Two signups of one new address at once: the loser finds the winner's row (the
         # rollback dropped what the first try queued).
         db.session.rollback()
-        subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
-        queue_nudge(ids)
-        db.session.commit()
+        return _committed(ctx, data, meta, proven, magnet_id)
+
+
+def _committed(
+    ctx: Context,
+    data: SignupInput,
+    meta: consent.RequestMeta,
+    proven: bool,
+    magnet_id: int | None,
+) -> tuple[int, list[int]]:
+    """One try of the full path, its nudge queued for after its commit."""
+    subscriber_id, ids = _sign_up(ctx, data, meta, proven, magnet_id)
+    queue_nudge(ids)
+    db.session.commit()
     return subscriber_id, ids
 
 
