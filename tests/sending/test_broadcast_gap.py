@@ -83,6 +83,24 @@ def test_foreseen_before_the_start_counted_once_it_sends(app, client, tmp_path):
         assert "3 recipients" in WARNING.search(page)[1] and held in page
 
 
+def test_the_count_before_the_start_stops_at_a_bound_and_says_so(app, monkeypatch):
+    """Past COUNTED emails in the gap the count is a lower bound, said as such; the latest
+    (the time the last of them goes) is still exact, as the latest are read first."""
+    recent_mail(app)
+    monkeypatch.setattr(broadcast_gap, "COUNTED", 1)  # reads the latest two of the three
+    with app.app_context(), time_machine.travel(NOW, tick=False):
+        wait = broadcast_gap.predicted(Audience(), NOW, GAP)
+        assert wait is not None and (wait.people, wait.at_least) == (2, True)
+        assert wait.until == NOW + timedelta(minutes=55)  # the due one, 5 min ago, is latest
+        assert wait.sentence(for_app(app).content.default_zone).startswith(
+            "EMAIL_MIN_GAP (1h): at least 2 recipients got or are due another email"
+        )
+    monkeypatch.setattr(broadcast_gap, "COUNTED", 3)  # all three fit: exact, no bound
+    with app.app_context(), time_machine.travel(NOW, tick=False):
+        wait = broadcast_gap.predicted(Audience(), NOW, GAP)
+        assert wait is not None and (wait.people, wait.at_least) == (3, False)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no query: one backend
 def test_nobody_waits_nothing_is_said(app, client, tmp_path):
     add_subscribers(app, 2)
