@@ -4,12 +4,15 @@ key, each value bound through its column type) cost more client CPU than the rou
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import select
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, overload
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import pq
@@ -56,10 +59,12 @@ def utc(value: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class Positional:
-    """A statement's SQL with $1.. placeholders, and the names of its values in that order."""
+    """A statement's SQL with $1.. placeholders, the names of its values in that order, and
+    the name it is prepared under on each connection that runs it."""
 
     sql: bytes
     names: tuple[str, ...]
+    name: bytes
 
 
 @cache
@@ -67,7 +72,18 @@ def positional(build: Callable[[], Any]) -> Positional:
     """The statement `build` makes, compiled once per process for libpq's own parameters."""
     dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
     done = build().compile(dialect=dialect)
-    return Positional(str(done).encode(), tuple(done.positiontup or ()))
+    sql = str(done).encode()
+    # Named for its text: one name, one SQL, in every process (psycopg's own are _pg3_N).
+    name = b"leadmagnet_" + hashlib.sha256(sql).hexdigest()[:16].encode()
+    return Positional(sql, tuple(done.positiontup or ()), name)
+
+
+# The statements prepared on each driver connection, by statement and types: a connection's
+# session keeps them until it ends, and the connection object goes with it.
+_NAMES = itertools.count()  # never the same name twice in a process, whatever was dropped
+_PREPARED: WeakKeyDictionary[psycopg.Connection, dict[tuple[bytes, tuple[int, ...]], bytes]] = (
+    WeakKeyDictionary()
+)
 
 
 class Sent:
@@ -79,20 +95,52 @@ class Sent:
         self.driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
         self.adapt = Transformer(self.driver)
         values = [params[name] for name in statement.names]
-        dumped = self.adapt.dump_sequence(values, [PyFormat.AUTO] * len(values))
-        self.sql, self.params = statement.sql, params
-        pgconn = self.driver.pgconn
+        self.dumped = self.adapt.dump_sequence(values, [PyFormat.AUTO] * len(values))
+        self.statement, self.sql, self.params = statement, statement.sql, params
+        self._send()
+
+    def _send(self) -> None:
         try:
-            pgconn.send_query_params(statement.sql, dumped, self.adapt.types, self.adapt.formats)
-            # psycopg's connections are non-blocking: what the socket did not take yet is
-            # sent now, so the server has the whole statement before this returns.
-            while pgconn.flush():
-                select.select([], [pgconn.socket], [])
+            name = self._prepared(self.statement)
+            self.driver.pgconn.send_query_prepared(name, self.dumped, self.adapt.formats)
+            _flush(self.driver.pgconn)
         except psycopg.Error as exc:
-            raise _as_sqlalchemy(exc, statement.sql, params) from exc
+            raise _as_sqlalchemy(exc, self.sql, self.params) from exc
+
+    def _prepared(self, statement: Positional) -> bytes:
+        """The statement's name on this connection for these values' types, prepared once:
+        parsed and planned once per connection, not for every statement (that was ~0.4 of
+        the record's ~0.9 ms on the server, bench.delivery with log_min_duration_statement).
+        A value's type can change (a None, an int past int2), and a prepared statement's
+        types are fixed: each set of types is a statement of its own, as psycopg does."""
+        types = tuple(self.adapt.types or ())
+        known = _PREPARED.setdefault(self.driver, {})
+        name = known.get((statement.name, types))
+        if name is None:
+            name = b"%s_%d" % (statement.name, next(_NAMES))
+            self.driver.pgconn.send_prepare(name, statement.sql, types)
+            _flush(self.driver.pgconn)
+            self._result(pq.ExecStatus.COMMAND_OK)
+            known[statement.name, types] = name
+        return name
 
     def first_row(self) -> tuple[Any, ...] | None:
         """The answer's first row (waits for it); its errors as SQLAlchemy's, as run()'s."""
+        try:
+            result = self._result(pq.ExecStatus.TUPLES_OK)
+        except DBAPIError as exc:
+            if not isinstance(exc.orig, psycopg.errors.InvalidSqlStatementName):
+                raise
+            # The session lost it: psycopg deallocates all of a session's prepared
+            # statements after a rollback in it (DEALLOCATE ALL), ours with its own. It
+            # failed to bind, so it did not run: prepared and sent again.
+            _PREPARED.pop(self.driver, None)
+            self._send()
+            result = self._result(pq.ExecStatus.TUPLES_OK)
+        self.adapt.set_pgresult(result)
+        return self.adapt.load_row(0, tuple) if result.ntuples else None
+
+    def _result(self, ok: pq.ExecStatus) -> pq.abc.PGresult:
         pgconn, results = self.driver.pgconn, []
         try:
             while True:
@@ -105,7 +153,7 @@ class Sent:
                 results.append(result)
         except psycopg.Error as exc:
             raise _as_sqlalchemy(exc, self.sql, self.params) from exc
-        failed = next((r for r in results if r.status != pq.ExecStatus.TUPLES_OK), None)
+        failed = next((r for r in results if r.status != ok), None)
         if failed is not None or not results:
             error = (
                 psycopg.errors.error_from_result(failed, encoding=self.driver.info.encoding)
@@ -113,8 +161,14 @@ class Sent:
                 else psycopg.OperationalError("the connection gave no answer")
             )
             raise _as_sqlalchemy(error, self.sql, self.params) from error
-        self.adapt.set_pgresult(results[0])
-        return self.adapt.load_row(0, tuple) if results[0].ntuples else None
+        return results[0]
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    # psycopg's connections are non-blocking: what the socket did not take yet is sent now,
+    # so the server has the whole message before this returns.
+    while pgconn.flush():
+        select.select([], [pgconn.socket], [])
 
 
 def _as_sqlalchemy(exc: psycopg.Error, sql: bytes | str, params: dict[str, Any]) -> Exception:

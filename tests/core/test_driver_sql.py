@@ -73,3 +73,22 @@ def test_a_refused_statement_raises_as_sqlalchemy_and_the_connection_goes_on(con
     with pytest.raises(DBAPIError, match="division by zero"):
         sent.first_row()
     assert Sent(conn, positional(sleeping), {"seconds": 0, "n": 2}).first_row() == ("", 2)
+
+
+def prepared(conn) -> list[str]:
+    rows = conn.exec_driver_sql("SELECT name FROM pg_prepared_statements ORDER BY name")
+    return [name for (name,) in rows if name.startswith("leadmagnet_")]
+
+
+def test_a_statement_is_prepared_once_per_connection_and_again_once_the_session_drops_it(conn):
+    """Parsed and planned once, not for every statement; a session that lost its prepared
+    statements (psycopg sends DEALLOCATE ALL after a rollback in it) gets it prepared anew,
+    and the statement that found it gone is answered, not refused."""
+    assert Sent(conn, positional(sleeping), {"seconds": 0, "n": 1}).first_row() == ("", 1)
+    [name] = prepared(conn)
+    assert Sent(conn, positional(sleeping), {"seconds": 0, "n": 2}).first_row() == ("", 2)
+    assert prepared(conn) == [name]  # the same one, run again
+    conn.exec_driver_sql("DEALLOCATE ALL")
+    assert Sent(conn, positional(sleeping), {"seconds": 0, "n": 3}).first_row() == ("", 3)
+    [again] = prepared(conn)
+    assert again != name
