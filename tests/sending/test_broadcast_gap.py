@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from service.core.extensions import db
 from service.core.models import EmailStatus, Purpose, ScheduledEmail
 from service.sending import broadcast_gap
-from service.sending.broadcast_audience import Audience
+from service.sending.broadcast_audience import TOOK, Audience
 from service.sending.context import for_app
 from service.sending.dispatch import deliver_batch
 from tests.broadcast_helpers import add_subscribers
@@ -99,6 +99,22 @@ def test_the_count_before_the_start_stops_at_a_bound_and_says_so(app, monkeypatc
     with app.app_context(), time_machine.travel(NOW, tick=False):
         wait = broadcast_gap.predicted(Audience(), NOW, GAP)
         assert wait is not None and (wait.people, wait.at_least) == (3, False)
+
+
+def test_past_the_bound_with_none_of_its_audience_among_the_latest_it_says_so(app, monkeypatch):
+    """The latest emails of the gap went to others: some of its recipients may still be
+    among the older ones, so it does not say nobody waits; the latest read bounds when."""
+    recent_mail(app)
+    nobody_took = Audience(TOOK, (9999,))
+    with app.app_context(), time_machine.travel(NOW, tick=False):
+        assert broadcast_gap.predicted(nobody_took, NOW, GAP) is None  # all read: exact
+        monkeypatch.setattr(broadcast_gap, "COUNTED", 1)
+        wait = broadcast_gap.predicted(nobody_took, NOW, GAP)
+        assert wait is not None and (wait.people, wait.at_least) == (0, True)
+        assert wait.until == NOW + timedelta(minutes=55)
+        assert "over 1 emails went out or are due within 1h before it" in wait.sentence(
+            for_app(app).content.default_zone
+        )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no query: one backend
