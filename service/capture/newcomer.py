@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ..core.addresses import email_key, mailbox_key
 from ..core.autocommit import autocommit_connection
-from ..core.driver_sql import Sent, constant, positional, utc
+from ..core.driver_sql import compiled, constant, run, utc
 from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
@@ -62,7 +62,7 @@ def insert_newcomer(
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
     with autocommit_connection() as alone:
-        row = Sent(alone, positional(_statement), values).first_row()
+        row = run(alone, compiled(_statement), values)
     return (row[0], row[1]) if row is not None else None
 
 

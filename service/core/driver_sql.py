@@ -133,7 +133,10 @@ class Sent:
                 raise
             # The session lost it: psycopg deallocates all of a session's prepared
             # statements after a rollback in it (DEALLOCATE ALL), ours with its own. It
-            # failed to bind, so it did not run: prepared and sent again.
+            # failed to bind, so it did not run: prepared and sent again. (Rare on a worker's
+            # batch connection: never in bench.delivery's runs. A web connection, used by
+            # sessions between two signups, would meet it often and log an error each time:
+            # signup keeps run(), whose statements psycopg prepares and forgets itself.)
             _PREPARED.pop(self.driver, None)
             self._send()
             result = self._result(pq.ExecStatus.TUPLES_OK)
