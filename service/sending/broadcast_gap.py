@@ -80,12 +80,24 @@ def predicted(audience: Audience, at: datetime, gap: timedelta) -> GapWait | Non
     if not gap:
         return None
     since = at - gap
-    # Ranges of indexes, latest first: sent in the gap (ix_scheduled_email_sent_at), due in
-    # it (the open rows' partial indexes), each read no further than one past COUNTED, then
-    # the latest of those. Right after an email to a whole list the gap holds one per
-    # person: reading it all, and joining it to the people, cost what the list costs (345
-    # ms at 1M, 6.65x from 100k, bench.dashboard). Up to COUNTED the count is exact; past
-    # it, a lower bound, said as such; the latest, so the last of them to go, is exact.
+    people, last, read, latest = db.session.execute(_counted(_latest(since, at), audience)).one()
+    capped = read > COUNTED
+    if not people and not capped:
+        return None
+    # None of the audience among the latest COUNTED: some may be among the older ones,
+    # who go no later than the latest of the window.
+    until = max(last if people else latest, since) + gap
+    return GapWait(int(people), until, gap, at_least=capped)
+
+
+def _latest(since: datetime, at: datetime) -> Any:
+    """The emails sent or due in the gap, latest first, one past COUNTED at most.
+    Ranges of indexes: sent in the gap (ix_scheduled_email_sent_at), due in it (the open
+    rows' partial indexes), each read no further than that, then the latest of those. Right
+    after an email to a whole list the gap holds one per person: reading it all, and joining
+    it to the people, cost what the list costs (345 ms at 1M, 6.65x from 100k,
+    bench.dashboard). Up to COUNTED the count is exact; past it, a lower bound, said as
+    such; the latest, so the last of them to go, is exact either way."""
     most = COUNTED + 1
     sent = (
         select(ScheduledEmail.subscriber_id, ScheduledEmail.sent_at.label("last"))
@@ -111,14 +123,18 @@ def predicted(audience: Audience, at: datetime, gap: timedelta) -> GapWait | Non
     ]
     # Each in a subquery of its own: SQLite takes no ORDER BY or LIMIT in a UNION's part.
     recent = union_all(*(select(part.subquery()) for part in (sent, *due))).subquery()
-    window = (
+    return (
         select(recent.c.subscriber_id, recent.c.last)
         .order_by(recent.c.last.desc())
         .limit(most)
         .subquery()
     )
-    # Whether each is of the audience: a probe of that one person per row (a subplan,
-    # OFFSET keeps the planner from making it a join over every subscriber).
+
+
+def _counted(window: Any, audience: Audience) -> Select[int, Any, int, Any]:
+    """(audience's people, their latest, emails read, latest read) over the window. Whether
+    each is of the audience is a probe of that one person per row (a subplan: OFFSET keeps
+    the planner from making it a join over every subscriber, and from running it twice)."""
     probe: Select[Any] = select(literal_column("1")).where(Subscriber.id == window.c.subscriber_id)
     member = exists(probe.where(condition(audience)).offset(literal_column("0")))
     flagged = (
@@ -126,21 +142,12 @@ def predicted(audience: Audience, at: datetime, gap: timedelta) -> GapWait | Non
         .offset(literal_column("0"))
         .subquery()
     )
-    people, last, read, latest = db.session.execute(
-        select(
-            func.count(func.distinct(flagged.c.subscriber_id)).filter(flagged.c.member),
-            func.max(flagged.c.last).filter(flagged.c.member),
-            func.count(),
-            func.max(flagged.c.last),
-        )
-    ).one()
-    capped = read > COUNTED
-    if not people and not capped:
-        return None
-    # None of the audience among the latest COUNTED: some may be among the older ones,
-    # who go no later than the latest of the window.
-    until = max(last if people else latest, since) + gap
-    return GapWait(int(people), until, gap, at_least=capped)
+    return select(
+        func.count(func.distinct(flagged.c.subscriber_id)).filter(flagged.c.member),
+        func.max(flagged.c.last).filter(flagged.c.member),
+        func.count(),
+        func.max(flagged.c.last),
+    )
 
 
 def held(broadcast_id: int, now: datetime, gap: timedelta, window: bool = False) -> GapWait | None:
