@@ -40,12 +40,12 @@ class GapWait:
     def sentence(self, zone: tzinfo) -> str:
         when = self.until.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         span = _span(self.gap)
-        who = f"{self.people:,} {'recipient' if self.people == 1 else 'recipients'}"
+        who = f"{self.people} {'recipient' if self.people == 1 else 'recipients'}"
         if self.at_least:
             who = f"at least {who}"
         if self.at_least and not self.people:
             return (
-                f"EMAIL_MIN_GAP ({span}): over {COUNTED:,} emails went out or are due within "
+                f"EMAIL_MIN_GAP ({span}): over {COUNTED} emails went out or are due within "
                 f"{span} before it, and the latest of them are not to its recipients; any who "
                 f"got one of the others waits, until about {when} ({zone}) at the latest."
             )
