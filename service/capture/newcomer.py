@@ -13,8 +13,8 @@ from sqlalchemy import String, Table, any_, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ..core.addresses import email_key, mailbox_key
-from ..core.autocommit import autocommit_connection
-from ..core.driver_sql import compiled, constant, run, utc
+from ..core.autocommit import autocommit_driver
+from ..core.driver_sql import compiled, constant, fetch_first, utc
 from ..core.extensions import db
 from ..core.models import (
     ConsentAction,
@@ -61,8 +61,8 @@ def insert_newcomer(
     transaction (consent and first email stand or fall together), and the session's BEGIN
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
-    with autocommit_connection() as alone:
-        row = run(alone, compiled(_statement), values)
+    with autocommit_driver() as alone:
+        row = fetch_first(alone, compiled(_statement), values)
     return (row[0], row[1]) if row is not None else None
 
 

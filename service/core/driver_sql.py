@@ -30,10 +30,17 @@ def compiled(build: Callable[[], Any]) -> str:
 
 
 def run(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The statement's first row, on the connection's driver; its errors as SQLAlchemy's,
-    which the callers' retries and the web's error pages know."""
+    """The statement's first row, on the connection's driver (fetch_first says how)."""
+    return fetch_first(conn.connection.driver_connection, sql, params)  # type: ignore[arg-type]
+
+
+def fetch_first(
+    driver: psycopg.Connection, sql: str, params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """The statement's first row; its errors as SQLAlchemy's, which the callers' retries and
+    the web's error pages know."""
     try:
-        return conn.connection.driver_connection.execute(sql, params).fetchone()  # type: ignore[union-attr]
+        return driver.execute(sql, params).fetchone()
     except (psycopg.IntegrityError, psycopg.OperationalError) as exc:
         raise _as_sqlalchemy(exc, sql, params) from exc
 

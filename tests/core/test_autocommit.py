@@ -1,14 +1,21 @@
 """core/autocommit.py: each statement on its connection is committed by itself, so another
-session sees it at once and nothing stays locked while the connection idles (both backends)."""
+session sees it at once and nothing stays locked while the connection idles (both backends);
+the driver's own connection (PostgreSQL) goes back transactional, and one that cannot be
+had is an error the web answers 503 to."""
 
 from __future__ import annotations
 
+import psycopg
+import pytest
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from service.core.autocommit import autocommit_connection
+from service.core.autocommit import autocommit_connection, autocommit_driver
 from service.core.extensions import db
 from service.core.models import Magnet
 from service.sending.context import for_app
+from tests.helpers import api_signup
 
 
 def test_a_statement_is_committed_by_itself_and_holds_nothing(app):
@@ -27,3 +34,45 @@ def test_a_statement_is_committed_by_itself_and_holds_nothing(app):
                     update(Magnet).where(Magnet.id == magnet_id).values(title="After")
                 )
                 db.session.commit()
+
+
+@pytest.mark.postgres
+def test_the_drivers_connection_commits_each_statement_and_goes_back_transactional(pg_app):
+    """autocommit_driver (the newcomer's statement): another session sees the statement while
+    the block still holds the connection, and the connection goes back to the pool out of
+    autocommit, as the sessions that check it out next expect."""
+    with pg_app.app_context():
+        magnet_id = for_app(pg_app).magnet_id
+        db.session.commit()
+        with autocommit_driver() as driver:
+            driver.execute("UPDATE magnet SET title = 'Driven' WHERE id = %s", (magnet_id,))
+            used = driver
+            with pg_app.app_context():
+                title = db.session.scalar(select(Magnet.title).where(Magnet.id == magnet_id))
+                db.session.rollback()
+        assert title == "Driven"
+        assert not used.closed and used.autocommit is False  # back in the pool, transactional
+
+
+@pytest.mark.postgres
+def test_a_connection_refused_at_checkout_is_sqlalchemys_error_and_a_signup_answers_503(
+    pg_app, pg_database
+):
+    """The pool hands on the driver's own error when it cannot connect; the web's error
+    pages know SQLAlchemy's: a signup then answers 503 with its message, never a 500."""
+    name = make_url(pg_database).database
+    admin_url = make_url(pg_database).set(database="postgres").render_as_string(False)
+    client = pg_app.test_client()
+    assert api_signup(client, "first@example.com").status_code == 202  # content loaded
+    with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        try:
+            with pg_app.app_context():
+                db.engine.dispose()  # every new connection is refused now
+                with pytest.raises(OperationalError), autocommit_driver():
+                    pass
+            answer = api_signup(client, "second@example.com")
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    assert answer.status_code == 503
+    assert "unavailable" in answer.get_json()["error"]
