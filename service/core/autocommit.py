@@ -35,8 +35,10 @@ def autocommit_driver() -> Iterator[psycopg.Connection]:
         driver.autocommit = True
         yield driver
     finally:
-        if driver.closed or driver.broken:
-            pooled.invalidate()  # the server ended it: never handed out again
-        else:
-            driver.autocommit = False
-        pooled.close()
+        try:
+            if driver.closed or driver.broken:
+                pooled.invalidate()  # the server ended it: never handed out again
+            else:
+                driver.autocommit = False
+        finally:
+            pooled.close()  # back to the pool whatever happened above

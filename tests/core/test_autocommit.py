@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from service.core.autocommit import autocommit_connection, autocommit_driver
+from service.core.driver_sql import fetch_first
 from service.core.extensions import db
 from service.core.models import Magnet
 from service.sending.context import for_app
@@ -76,3 +77,19 @@ def test_a_connection_refused_at_checkout_is_sqlalchemys_error_and_a_signup_answ
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
     assert answer.status_code == 503
     assert "unavailable" in answer.get_json()["error"]
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_ends_in_the_block_is_dropped_and_its_error_is_sqlalchemys(
+    pg_app, pg_database
+):
+    """The server ends the session while the block holds it: the statement's error is
+    SQLAlchemy's (503, not 500), and the dead connection is not handed out again."""
+    admin_url = make_url(pg_database).set(drivername="postgresql").render_as_string(False)
+    with pg_app.app_context(), psycopg.connect(admin_url, autocommit=True) as admin:
+        with pytest.raises(OperationalError), autocommit_driver() as driver:
+            ended = driver.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s)", (ended,))
+            fetch_first(driver, "SELECT 1", {})
+        with autocommit_driver() as driver:
+            assert fetch_first(driver, "SELECT pg_backend_pid()", {})[0] != ended
