@@ -4,6 +4,8 @@ GET served by the same gunicorn, in alternating rounds (the order reversed every
 round); wrk's connections are made anew every 25 requests (unique_signup.lua says why).
 Any answer other than 2xx, or a socket error, is printed and fails the run: a rate of
 refusals is no rate. Redis is a database leased to this run, emptied before and after.
+Under each median round: its CPU per request (the web workers', PostgreSQL's) and the web
+workers' context switches, from /proc: where a ratio's difference goes.
 
 Run: .venv/bin/python -m bench.signup   (needs wrk: apt-get install wrk)
 """
@@ -29,6 +31,7 @@ from bench.common import (
     private_redis_db,
     wait_for_port,
 )
+from bench.proc_cpu import usage
 
 HERE = Path(__file__).resolve().parent
 DURATION = os.environ.get("BENCH_DURATION", "10s")
@@ -107,7 +110,10 @@ def run(redis_url: str) -> None:
         for n in range(ROUNDS):  # interleaved, so noise hits all three alike; the order
             # turns each round, so none always follows the signups' database work
             for key in list(rounds) if n % 2 == 0 else reversed(rounds):
-                results[key].append(wrk(base, *rounds[key]))
+                before = usage(server.pid)
+                result = wrk(base, *rounds[key])
+                result["usage"] = usage(server.pid) - before
+                results[key].append(result)
         # The median round of each (not the best): ratios of figures measured alike.
         best = {k: sorted(v, key=lambda r: r["rps"])[len(v) // 2] for k, v in results.items()}
         for label, key in (
@@ -121,6 +127,7 @@ def run(redis_url: str) -> None:
                 f"{label:45s} {r['rps']:8.0f} rps  p50 {r['p50']:>8}  p99 {r['p99']:>8}"
                 f"  (rounds: {rounds})"
             )
+            print(f"{'':45s} {r['usage'].per_request(r['requests'])}")
         failures = {
             key: (sum(r["non2xx"] for r in runs), sum(r["socket_errors"] for r in runs))
             for key, runs in results.items()
