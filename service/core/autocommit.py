@@ -23,7 +23,7 @@ def autocommit_connection() -> Connection:
 def autocommit_driver() -> Iterator[psycopg.Connection]:
     """PostgreSQL's own connection, checked out of the same pool and in autocommit while the
     block runs: one statement on the signup's hot path without SQLAlchemy's Connection
-    around it (making it and switching its isolation both ways were a fifth of the client's
+    around it (making it and switching its isolation both ways were a tenth of the client's
     CPU for that statement). It goes back transactional, as the pool's other users expect.
     A connection that cannot be had is SQLAlchemy's error, the one the web answers 503 to."""
     try:
