@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import psycopg
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
+from .driver_sql import as_sqlalchemy
 from .extensions import db
 
 
@@ -30,7 +30,7 @@ def autocommit_driver() -> Iterator[psycopg.Connection]:
         pooled = db.engine.raw_connection()
         driver: psycopg.Connection = pooled.driver_connection  # type: ignore[assignment]
     except psycopg.Error as exc:  # the pool hands on the driver's refusal as it came
-        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+        raise as_sqlalchemy(exc) from exc
     try:
         driver.autocommit = True
         yield driver

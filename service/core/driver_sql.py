@@ -19,7 +19,7 @@ from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Connection, Table, literal_column
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 
 @cache
@@ -42,7 +42,7 @@ def fetch_first(
     try:
         return driver.execute(sql, params).fetchone()
     except (psycopg.IntegrityError, psycopg.OperationalError) as exc:
-        raise _as_sqlalchemy(exc, sql, params) from exc
+        raise as_sqlalchemy(exc, sql, params) from exc
 
 
 def constant(table: Table, column: str, value: str | int) -> Any:
@@ -112,7 +112,7 @@ class Sent:
             self.driver.pgconn.send_query_prepared(name, self.dumped, self.adapt.formats)
             _flush(self.driver.pgconn)
         except psycopg.Error as exc:
-            raise _as_sqlalchemy(exc, self.sql, self.params) from exc
+            raise as_sqlalchemy(exc, self.sql, self.params) from exc
 
     def _prepared(self, statement: Positional) -> bytes:
         """The statement's name on this connection for these values' types, prepared once:
@@ -162,7 +162,7 @@ class Sent:
                     break
                 results.append(result)
         except psycopg.Error as exc:
-            raise _as_sqlalchemy(exc, self.sql, self.params) from exc
+            raise as_sqlalchemy(exc, self.sql, self.params) from exc
         failed = next((r for r in results if r.status != ok), None)
         if failed is not None or not results:
             error = (
@@ -170,7 +170,7 @@ class Sent:
                 if failed is not None
                 else psycopg.OperationalError("the connection gave no answer")
             )
-            raise _as_sqlalchemy(error, self.sql, self.params) from error
+            raise as_sqlalchemy(error, self.sql, self.params) from error
         return results[0]
 
 
@@ -181,10 +181,10 @@ def _flush(pgconn: pq.abc.PGconn) -> None:
         select.select([], [pgconn.socket], [])
 
 
-def _as_sqlalchemy(exc: psycopg.Error, sql: bytes | str, params: dict[str, Any]) -> Exception:
+def as_sqlalchemy(
+    exc: psycopg.Error, sql: bytes | str | None = None, params: dict[str, Any] | None = None
+) -> Exception:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, ...):
+    the one the callers' retries and the web's 503 page know."""
     text = sql.decode() if isinstance(sql, bytes) else sql
-    if isinstance(exc, psycopg.IntegrityError):
-        return IntegrityError(text, params, exc)
-    if isinstance(exc, psycopg.OperationalError):
-        return OperationalError(text, params, exc)
-    return DBAPIError(text, params, exc)
+    return DBAPIError.instance(text, params, exc, psycopg.Error)
