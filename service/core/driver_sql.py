@@ -143,7 +143,7 @@ class Sent:
             # failed to bind, so it did not run: prepared and sent again. (Rare on a worker's
             # batch connection: never in bench.delivery's runs. A web connection, used by
             # sessions between two signups, would meet it often and log an error each time:
-            # signup keeps run(), whose statements psycopg prepares and forgets itself.)
+            # signup keeps fetch_first(), whose statements psycopg prepares and forgets.)
             _PREPARED.pop(self.driver, None)
             self._send()
             result = self._result(pq.ExecStatus.TUPLES_OK)
