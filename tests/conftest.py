@@ -168,11 +168,34 @@ def _reset_schema(app: Flask) -> None:
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         if db.engine.dialect.name == "postgresql":
-            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            _empty_postgres()
     if fresh and not _MIGRATED_SQLITE:
         _MIGRATED_SQLITE.append(_keep_template(path))
+
+
+def _empty_postgres() -> None:
+    """Every row gone and every id back at 1, as TRUNCATE ... RESTART IDENTITY leaves them,
+    by DELETE: on tables this small TRUNCATE's new files cost ~90 ms a test, DELETE ~8 ms.
+    Dependents go first; the figure tables last, as the deletes' triggers write to them."""
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    written = [name for name in tables if name.startswith("figure_")]
+    cycles = [  # keys that close a cycle of tables (magnet <-> its published version)
+        (fk.parent.table.name, fk.parent.name)
+        for table in db.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.use_alter
+    ]
+    with db.engine.begin() as conn:
+        for name, column in cycles:
+            conn.execute(text(f'UPDATE "{name}" SET "{column}" = NULL'))
+        for name in [n for n in tables if n not in written] + written:
+            conn.execute(text(f'DELETE FROM "{name}"'))
+        conn.execute(
+            text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename), 1, false) "
+                "FROM pg_sequences WHERE schemaname = current_schema()"
+            )
+        )
 
 
 def _keep_template(migrated: Path) -> Path:
