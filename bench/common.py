@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.proc_cpu import idle_share
+
 BASE_DB = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_SERVER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 # The same leases as tests/conftest.py private_redis_db (bench/ does not import tests/): a
@@ -63,7 +65,11 @@ def verdict(ratio: float, goal: float, at_least: bool) -> str:
 
 
 def header(title: str) -> None:
-    print(f"# {title}  ({time.strftime('%Y-%m-%d')}, {machine()})")
+    """The benchmark's title, the machine, and how quiet it was as the run began (goals are
+    judged on a quiet machine: a busy one's figures say so here)."""
+    print(f"# {title}  ({time.strftime('%Y-%m-%d %H:%M')}, {machine()})")
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"# machine at the start: load average {load}; {idle_share():.0%} idle over 1 s")
 
 
 def free_port() -> int:

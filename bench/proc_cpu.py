@@ -4,6 +4,7 @@ live processes, read from /proc (Linux): what a benchmark round cost, per reques
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,19 @@ def _switches(process: Path) -> tuple[int, int]:
             elif line.startswith("nonvoluntary_ctxt_switches"):
                 involuntary += int(line.split()[1])
     return voluntary, involuntary
+
+
+def idle_share(seconds: float = 1.0) -> float:
+    """The share of all cores' time spent idle (or waiting on I/O) over the next `seconds`:
+    whether the machine was quiet as a benchmark began."""
+    before = _cpu_ticks()
+    time.sleep(seconds)
+    after = _cpu_ticks()
+    total = sum(after) - sum(before)
+    idle = (after[3] + after[4]) - (before[3] + before[4])  # idle, iowait
+    return idle / total if total else 1.0
+
+
+def _cpu_ticks() -> list[int]:
+    # /proc/stat's first line: cpu user nice system idle iowait irq softirq steal ...
+    return [int(n) for n in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]

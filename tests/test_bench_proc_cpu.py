@@ -1,12 +1,14 @@
 """bench/proc_cpu.py: what bench.signup prints per request is read off /proc, for the
-server's worker processes (the children of the pid it is given), not for the server itself."""
+server's worker processes (the children of the pid it is given), not for the server itself;
+and how idle the machine was as a benchmark began, from /proc/stat."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from bench.proc_cpu import usage
+from bench import proc_cpu
+from bench.proc_cpu import idle_share, usage
 
 # A worker: burns 0.3 s of CPU, says so, then waits on its stdin (a voluntary switch).
 WORKER = (
@@ -44,3 +46,16 @@ def test_the_cpu_of_the_servers_children_is_counted_and_its_own_is_not():
     assert spent.voluntary >= 2
     line = (spent - spent).per_request(10)
     assert line.startswith("CPU a request: web 0.00 ms, PostgreSQL 0.00 ms")
+
+
+def test_idle_share_counts_idle_and_iowait_of_every_core(monkeypatch):
+    # user nice system idle iowait irq softirq steal: 100 ticks pass, 30 idle and 10 waiting
+    readings = iter([[500, 0, 100, 900, 50, 0, 5, 0], [540, 0, 120, 930, 60, 0, 5, 0]])
+    monkeypatch.setattr(proc_cpu, "_cpu_ticks", lambda: next(readings))
+    monkeypatch.setattr(proc_cpu.time, "sleep", lambda seconds: None)
+    assert idle_share() == 0.4
+
+
+def test_idle_share_reads_this_machine():
+    assert 0.0 <= idle_share(0.05) <= 1.0
+    assert len(proc_cpu._cpu_ticks()) >= 8  # /proc/stat's columns as the first test has them
