@@ -3,11 +3,14 @@ transaction: for the one-statement writes that would pay BEGIN and COMMIT round 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from weakref import WeakKeyDictionary
 
 import psycopg
-from sqlalchemy import Connection
+from flask import current_app
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from .driver_sql import as_sqlalchemy
 from .extensions import db
@@ -21,24 +24,49 @@ def autocommit_connection() -> Connection:
 
 @contextmanager
 def autocommit_driver() -> Iterator[psycopg.Connection]:
-    """PostgreSQL's own connection, checked out of the same pool and in autocommit while the
-    block runs: one statement on the signup's hot path without SQLAlchemy's Connection
-    around it (making it and switching its isolation both ways were a tenth of the client's
-    CPU for that statement). It goes back transactional, as the pool's other users expect.
-    A connection that cannot be had is SQLAlchemy's error, the one the web answers 503 to."""
+    """PostgreSQL's own connection, from a pool of connections that stay in autocommit: one
+    statement on the signup's hot path without SQLAlchemy's Connection around it, and with
+    no isolation switched on checkout or transaction rolled back on return (the shared
+    pool's switch both ways was a fifth of the statement's client CPU). A connection that
+    cannot be had is SQLAlchemy's error, the one the web answers 503 to."""
     try:
-        pooled = db.engine.raw_connection()
+        pooled = _autocommit_engine().raw_connection()
         driver: psycopg.Connection = pooled.driver_connection  # type: ignore[assignment]
     except psycopg.Error as exc:  # the pool hands on the driver's refusal as it came
         raise as_sqlalchemy(exc) from exc
     try:
-        driver.autocommit = True
         yield driver
     finally:
-        try:
-            if driver.closed or driver.broken:
-                pooled.invalidate()  # the server ended it: never handed out again
-            else:
-                driver.autocommit = False
-        finally:
-            pooled.close()  # back to the pool whatever happened above
+        if driver.closed or driver.broken:
+            pooled.invalidate()  # the server ended it: never handed out again
+        pooled.close()
+
+
+_TWINS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+_MAKING = threading.Lock()
+
+
+def _autocommit_engine() -> Engine:
+    """The app engine's twin: the same database and pool settings, in autocommit, with a
+    pool of its own (made once per engine, and disposed with it)."""
+    engine = db.engine
+    twin = _TWINS.get(engine)
+    if twin is None:
+        with _MAKING:
+            twin = _TWINS.get(engine)
+            if twin is None:
+                twin = _TWINS[engine] = _make_twin(engine)
+    return twin
+
+
+def _make_twin(engine: Engine) -> Engine:
+    options = {
+        **current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,  # no transaction to end: autocommit holds none
+    }
+    twin = create_engine(engine.url, **options)
+    # A disposed engine's connections are closed (a test's teardown, a refused server): so
+    # are its twin's, or a dropped database would keep sessions open.
+    event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
+    return twin

@@ -1,7 +1,7 @@
 """core/autocommit.py: each statement on its connection is committed by itself, so another
 session sees it at once and nothing stays locked while the connection idles (both backends);
-the driver's own connection (PostgreSQL) goes back transactional, and one that cannot be
-had is an error the web answers 503 to."""
+the driver's own connection (PostgreSQL) is of an autocommit pool of its own, and one that
+cannot be had is an error the web answers 503 to."""
 
 from __future__ import annotations
 
@@ -38,10 +38,12 @@ def test_a_statement_is_committed_by_itself_and_holds_nothing(app):
 
 
 @pytest.mark.postgres
-def test_the_drivers_connection_commits_each_statement_and_goes_back_transactional(pg_app):
+def test_the_drivers_connection_commits_each_statement_and_the_sessions_stay_transactional(
+    pg_app,
+):
     """autocommit_driver (the newcomer's statement): another session sees the statement while
-    the block still holds the connection, and the connection goes back to the pool out of
-    autocommit, as the sessions that check it out next expect."""
+    the block still holds the connection; that connection is of a pool of its own, still in
+    autocommit the next time, and no session is ever handed a connection in autocommit."""
     with pg_app.app_context():
         magnet_id = for_app(pg_app).magnet_id
         db.session.commit()
@@ -50,9 +52,12 @@ def test_the_drivers_connection_commits_each_statement_and_goes_back_transaction
             used = driver
             with pg_app.app_context():
                 title = db.session.scalar(select(Magnet.title).where(Magnet.id == magnet_id))
+                sessions = db.session.connection().connection.driver_connection
                 db.session.rollback()
+        with autocommit_driver() as again:
+            assert again is used and again.autocommit  # pooled, and not switched back and forth
         assert title == "Driven"
-        assert not used.closed and used.autocommit is False  # back in the pool, transactional
+        assert sessions is not used and sessions.autocommit is False
 
 
 @pytest.mark.postgres
