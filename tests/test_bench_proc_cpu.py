@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from bench import proc_cpu
 from bench.proc_cpu import idle_share, usage
@@ -52,7 +53,7 @@ def test_idle_share_counts_idle_and_iowait_of_every_core(monkeypatch):
     # user nice system idle iowait irq softirq steal: 100 ticks pass, 30 idle and 10 waiting
     readings = iter([[500, 0, 100, 900, 50, 0, 5, 0], [540, 0, 120, 930, 60, 0, 5, 0]])
     monkeypatch.setattr(proc_cpu, "_cpu_ticks", lambda: next(readings))
-    monkeypatch.setattr(proc_cpu.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(proc_cpu, "time", SimpleNamespace(sleep=lambda seconds: None))
     assert idle_share() == 0.4
 
 

@@ -27,7 +27,7 @@ def autocommit_driver() -> Iterator[psycopg.Connection]:
     """PostgreSQL's own connection, from a pool of connections that stay in autocommit: one
     statement on the signup's hot path without SQLAlchemy's Connection around it, and with
     no isolation switched on checkout or transaction rolled back on return (the shared
-    pool's switch both ways was a fifth of the statement's client CPU). A connection that
+    pool's switch both ways was about a sixth of the statement's client CPU). A connection that
     cannot be had is SQLAlchemy's error, the one the web answers 503 to."""
     try:
         pooled = _autocommit_engine().raw_connection()
