@@ -10,6 +10,7 @@ from weakref import WeakKeyDictionary
 
 import psycopg
 from flask import current_app
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from .driver_sql import as_sqlalchemy
@@ -37,8 +38,10 @@ def autocommit_driver() -> Iterator[psycopg.Connection]:
     try:
         yield driver
     finally:
-        if driver.closed or driver.broken:
-            pooled.invalidate()  # the server ended it: never handed out again
+        # No reset runs on return: a connection in any state but idle (ended by the server,
+        # a transaction left open, an answer left unread) is never handed out again.
+        if driver.info.transaction_status != TransactionStatus.IDLE:
+            pooled.invalidate()
         pooled.close()
 
 

@@ -61,6 +61,19 @@ def test_the_drivers_connection_commits_each_statement_and_the_sessions_stay_tra
 
 
 @pytest.mark.postgres
+def test_a_connection_handed_back_in_a_transaction_is_dropped_not_pooled(pg_app):
+    """The autocommit pool resets nothing on return: a connection left in a transaction
+    (or mid-answer) is closed, and the next block gets one that is idle."""
+    with pg_app.app_context():
+        with autocommit_driver() as driver:
+            driver.execute("BEGIN")
+            left = driver
+        with autocommit_driver() as again:
+            assert again is not left and again.info.transaction_status == 0  # IDLE
+        assert left.closed
+
+
+@pytest.mark.postgres
 def test_a_connection_refused_at_checkout_is_sqlalchemys_error_and_a_signup_answers_503(
     pg_app, pg_database
 ):
