@@ -1,6 +1,6 @@
 """The fast path of a signup by a stranger to the list: one statement, committed as it runs,
-writes subscriber, consent entry, enrolment and first email (PostgreSQL), or writes nothing
-and says so."""
+writes subscriber, consent entry, enrolment, first email and the dashboard's figure rows
+(PostgreSQL), or writes nothing and says so."""
 
 from __future__ import annotations
 
@@ -9,7 +9,22 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, Table, any_, bindparam, exists, select
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    literal_column,
+    select,
+    true,
+    values,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ..core.addresses import email_key, mailbox_key
@@ -17,10 +32,13 @@ from ..core.autocommit import autocommit_driver
 from ..core.driver_sql import compiled, constant, fetch_first, utc
 from ..core.extensions import db
 from ..core.models import (
+    COUNTED_PERSON,
+    COUNTED_TAKER,
     ConsentAction,
     ConsentRecord,
     EmailStatus,
     Enrolment,
+    FigureDelta,
     Purpose,
     ScheduledEmail,
     Subscriber,
@@ -39,6 +57,7 @@ CONSENT: Table = ConsentRecord.__table__  # type: ignore[assignment]
 ENROLMENT: Table = Enrolment.__table__  # type: ignore[assignment]
 EMAIL: Table = ScheduledEmail.__table__  # type: ignore[assignment]
 SUPPRESSION: Table = Suppression.__table__  # type: ignore[assignment]
+FIGURES: Table = FigureDelta.__table__  # type: ignore[assignment]
 HASHES = ARRAY(String)  # one parameter however many SECRET_KEYs: one SQL text, prepared once
 
 
@@ -79,6 +98,7 @@ def _values(ctx: Context, data: SignupInput, meta: RequestMeta, now: datetime) -
         "first_name": data.first_name,
         "time_zone": data.time_zone,
         "now": now,
+        "day": now.strftime("%Y-%m-%d"),  # the figures' UTC day (rollup_sql's "day")
         "token_key": new_token_key(),
         "hashes": address_hashes(ctx, data.email),
         "magnet_id": ctx.magnet_id,
@@ -123,6 +143,7 @@ def _statement() -> Any:
         select(*person)
         .where(~exists().where(SUBSCRIBER.c.mailbox_key == bindparam("mailbox_key")))
         .where(~exists().where(SUPPRESSION.c.email_hash == any_(bindparam("hashes", type_=HASHES))))
+        .where(_counted(COUNTED_PERSON, bindparam("email_key")))
     )
     added = (
         insert(SUBSCRIBER)
@@ -133,7 +154,14 @@ def _statement() -> Any:
     )
     consent = _consent(added)
     first = _first_email(added)
-    return select(first.c.subscriber_id, first.c.id).add_cte(_enrolment(consent))
+    return select(first.c.subscriber_id, first.c.id).add_cte(_enrolment(consent), _figures(added))
+
+
+def _counted(setting: str, row: Any) -> Any:
+    """True, having named the row about to be inserted as counted by this statement, for its
+    transaction: the figures' insert trigger skips it (models.COUNTED_PERSON)."""
+    local: Any = literal_column("true")  # the setting ends with the transaction
+    return func.set_config(literal_column(f"'{setting}'"), row, local).is_not(None)
 
 
 def _consent(added: Any) -> Any:
@@ -153,7 +181,9 @@ def _consent(added: Any) -> Any:
 
 def _enrolment(consent: Any) -> Any:
     values = [_param(ENROLMENT, "magnet_id"), _param(ENROLMENT, "taken_at", "now")]
-    chosen = select(consent.c.subscriber_id, consent.c.id, *values)
+    chosen = select(consent.c.subscriber_id, consent.c.id, *values).where(
+        _counted(COUNTED_TAKER, cast(consent.c.subscriber_id, Text))
+    )
     return (
         insert(ENROLMENT)
         .from_select(["subscriber_id", "consent_id", *(c.name for c in values)], chosen)
@@ -179,3 +209,27 @@ def _first_email(added: Any) -> Any:
         .returning(EMAIL.c.id, EMAIL.c.subscriber_id)
         .cte("first_email")
     )
+
+
+def _figures(added: Any) -> Any:
+    """What the two insert triggers would append for this person: everyone's (0) and the
+    magnet's signups of the day and people signed up (nobody is confirmed, has downloaded
+    or has stopped at signup)."""
+    day, magnet = bindparam("day", type_=String), bindparam("magnet_id", type_=Integer)
+    everyone = constant(FIGURES, "magnet_id", 0)
+    signups, people = constant(FIGURES, "name", "signups"), constant(FIGURES, "name", "people")
+    signed_up = constant(FIGURES, "part", "signed_up")
+    rows = values(
+        column("magnet_id", Integer), column("name", String), column("part", String), name="v"
+    ).data(
+        [
+            (everyone, signups, day),
+            (everyone, people, signed_up),
+            (magnet, signups, day),
+            (magnet, people, signed_up),
+        ]
+    )
+    chosen = select(rows.c.magnet_id, rows.c.name, rows.c.part, literal_column("1")).select_from(
+        added.join(rows, true())
+    )
+    return insert(FIGURES).from_select(["magnet_id", "name", "part", "n"], chosen).cte("counted")

@@ -611,11 +611,19 @@ def _audit_is_append_only(mapper: object, connection: object, target: object) ->
     raise RuntimeError("audit entries are append-only")
 
 
+# A newcomer's statement (capture/newcomer.py) appends the new person's four figure rows
+# itself, and names the rows it inserts in these settings, local to its transaction: the two
+# insert triggers skip those rows (migration 0021; their plpgsql cost ~190 us of PostgreSQL's
+# CPU a signup, the statement's own rows far less). Other inserts name none, and count.
+COUNTED_PERSON = "leadmagnet.counted_person"  # the subscriber row's email_key
+COUNTED_TAKER = "leadmagnet.counted_taker"  # the enrolment row's subscriber_id
+
+
 class FigureDelta(Model):
     """A change to one of the dashboard's figures, appended by the database's own triggers in
-    the transaction of the change (migration 0013): nobody's code writes here, and many
-    workers append at once without waiting on a shared counter row. The fold moves them
-    into `figure_total` (service/insights/rollup.py)."""
+    the transaction of the change (migration 0013), and by a newcomer's statement for the
+    rows it inserts (COUNTED_PERSON); many workers append at once without waiting on a
+    shared counter row. The fold moves them into `figure_total` (service/insights/rollup.py)."""
 
     __tablename__ = "figure_delta"
 

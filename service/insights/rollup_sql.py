@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from ..core.models import COUNTED_PERSON, COUNTED_TAKER
 from . import trigger_ddl
 from .trigger_ddl import INSERT, Guarded, Trigger
 
@@ -293,6 +294,12 @@ def _enrolment_downloads(d: str) -> Trigger:
     )
 
 
+def _uncounted(d: str, setting: str, row: str) -> str:
+    """A new row's trigger runs unless the statement that inserts it counted it (PostgreSQL:
+    SQLite has no newcomer's statement)."""
+    return f"current_setting('{setting}', true) IS DISTINCT FROM {row}" if d == "postgresql" else ""
+
+
 def triggers(d: str) -> list[Trigger]:
     """(name, timing, event, table, when, statements) of every trigger on dialect `d`."""
     day = _sql(d, "day", "{0}")
@@ -308,7 +315,7 @@ def triggers(d: str) -> list[Trigger]:
             "AFTER",
             "INSERT",
             "subscriber",
-            "",
+            _uncounted(d, COUNTED_PERSON, "NEW.email_key"),
             [
                 INSERT + f"SELECT 0, v.name, v.part, 1 FROM ("
                 f"SELECT 'signups' AS name, {day.format('NEW.created_at')} AS part "
@@ -348,7 +355,7 @@ def triggers(d: str) -> list[Trigger]:
             "AFTER",
             "INSERT",
             "enrolment",
-            "",
+            _uncounted(d, COUNTED_TAKER, "NEW.subscriber_id::text"),
             [
                 # One statement (a signup's cost): the day and the taker always, the
                 # person's flags and a bounce or complaint (not at signup) as they stand.

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select, text
 
+from service.core.autocommit import autocommit_driver
 from service.core.extensions import db
 from service.core.models import (
+    COUNTED_PERSON,
+    COUNTED_TAKER,
     ConsentAction,
     ConsentRecord,
     EmailStatus,
@@ -29,6 +33,7 @@ from service.sending.context import for_app
 from service.sending.suppression import suppress
 from tests.core.test_nudges import nudged
 from tests.helpers import api_signup
+from tests.insights.figure_story import kept, recounted
 
 
 @contextmanager
@@ -151,3 +156,40 @@ def test_a_refused_newcomer_statement_falls_back_to_the_full_path(app: Flask, cl
     assert person.status == SubscriberStatus.ACTIVE and len(consents) == 1
     assert [e.purpose for e in emails] == [Purpose.DRIP]
     assert "refused (test_refusal)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_newcomer_is_counted_once_by_its_statement_and_the_next_insert_by_the_triggers(
+    app: Flask, client
+):
+    """The statement appends the person's figure rows itself and names its rows so that the
+    insert triggers skip them: every figure counts ann once. The names last only its
+    transaction: a person inserted next on the same connection is counted by the triggers."""
+    assert api_signup(client, "ann@example.com").status_code == 202
+    with app.app_context():
+        magnet_id, day = for_app(app).magnet_id, datetime.now(UTC).strftime("%Y-%m-%d")
+        people = {(m, "people", "signed_up") for m in (0, magnet_id)}
+        mine = people | {(m, "signups", day) for m in (0, magnet_id)}
+        figures = kept()
+        assert {key: figures.get(key) for key in mine} == dict.fromkeys(mine, 1)
+        assert figures == recounted()
+        with autocommit_driver() as driver:  # the pool's one connection: the statement's
+            named = driver.execute(
+                "SELECT current_setting(%s, true), current_setting(%s, true)",
+                (COUNTED_PERSON, COUNTED_TAKER),
+            ).fetchone()
+            driver.execute(
+                "INSERT INTO subscriber (email, email_key, mailbox_key, status, created_at, "
+                "updated_at, token_key, guide_downloads, legacy_tokens) VALUES ('bob@example."
+                "com', 'bob@example.com', 'bob@example.com', 'active', now(), now(), 'k', 0, "
+                "false)"
+            )
+        assert named in (("", ""), (None, None))
+        figures = kept()
+        assert {key: figures[key] for key in people} == {
+            (0, "people", "signed_up"): 2,
+            (magnet_id, "people", "signed_up"): 1,
+        }
+        assert figures == recounted()
