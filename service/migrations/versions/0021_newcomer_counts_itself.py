@@ -7,8 +7,9 @@ Revises: 0020
 On a signup's hot path the two triggers' plpgsql cost ~190 us of PostgreSQL's CPU, about a
 quarter of the statement's; with its own four figure rows the statement costs a fifth less
 (in alternating chunks on one database). Every other insert names nothing, so its trigger
-runs as before (service/core/models.py, COUNTED_PERSON). The functions are unchanged; only the triggers' WHEN is new. PostgreSQL
-only: SQLite has no newcomer's statement, and its triggers stay as 0020 made them.
+runs as before (service/core/models.py, COUNTED_PERSON). The functions are unchanged; only
+the triggers' WHEN is new. PostgreSQL only: SQLite has no newcomer's statement, and its
+triggers stay as 0020 made them.
 """
 
 from alembic import op
