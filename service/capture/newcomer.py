@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from ..core.addresses import email_key, mailbox_key
 from ..core.autocommit import autocommit_driver
-from ..core.driver_sql import compiled, constant, fetch_first, utc
+from ..core.driver_sql import Sent, constant, positional, utc
 from ..core.extensions import db
 from ..core.models import (
     COUNTED_PERSON,
@@ -81,7 +81,10 @@ def insert_newcomer(
     and COMMIT would be two more round trips."""
     values = _values(ctx, data, meta, now)
     with autocommit_driver() as alone:
-        row = fetch_first(alone, compiled(_statement), values)
+        # Prepared once per connection under a name of ours: psycopg's cursor around it
+        # cost ~35 us a statement more, a fifth of its client CPU. Sessions never use these
+        # connections, so no rollback ever drops the prepared statement.
+        row = Sent(alone, positional(_statement), values).first_row()
     return (row[0], row[1]) if row is not None else None
 
 

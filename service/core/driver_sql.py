@@ -98,8 +98,10 @@ class Sent:
     autocommit connection, commits it) while the caller does other work; first_row() reads
     the answer. Nothing else may use the connection in between."""
 
-    def __init__(self, conn: Connection, statement: Positional, params: dict[str, Any]) -> None:
-        self.driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+    def __init__(
+        self, driver: psycopg.Connection, statement: Positional, params: dict[str, Any]
+    ) -> None:
+        self.driver = driver
         self.adapt = Transformer(self.driver)
         values = [params[name] for name in statement.names]
         self.dumped = self.adapt.dump_sequence(values, [PyFormat.AUTO] * len(values))
@@ -141,9 +143,9 @@ class Sent:
             # The session lost it: psycopg deallocates all of a session's prepared
             # statements after a rollback in it (DEALLOCATE ALL), ours with its own. It
             # failed to bind, so it did not run: prepared and sent again. (Rare on a worker's
-            # batch connection: never in bench.delivery's runs. A web connection, used by
-            # sessions between two signups, would meet it often and log an error each time:
-            # signup keeps fetch_first(), whose statements psycopg prepares and forgets.)
+            # batch connection: never in bench.delivery's runs. Never on the autocommit
+            # pool's, where no transaction is ever rolled back. A connection that sessions
+            # share would meet it often, and log an error each time.)
             _PREPARED.pop(self.driver, None)
             self._send()
             result = self._result(pq.ExecStatus.TUPLES_OK)

@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Connection,
     Table,
@@ -91,7 +92,8 @@ def send(conn: Connection, values: dict[str, Any], peek: int | None) -> Sent:
     """record()'s statement sent and not waited for: PostgreSQL runs and commits it while
     the worker renders the next row; answer() reads what record() returns. Until then the
     connection is the statement's alone."""
-    return Sent(conn, positional(_statement), _params(values, peek))
+    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+    return Sent(driver, positional(_statement), _params(values, peek))
 
 
 def answer(sent: Sent) -> tuple[bool, Read | None]:
