@@ -30,15 +30,9 @@ def compiled(build: Callable[[], Any]) -> str:
 
 
 def run(conn: Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The statement's first row, on the connection's driver (fetch_first says how)."""
-    return fetch_first(conn.connection.driver_connection, sql, params)  # type: ignore[arg-type]
-
-
-def fetch_first(
-    driver: psycopg.Connection, sql: str, params: dict[str, Any]
-) -> tuple[Any, ...] | None:
-    """The statement's first row; its errors as SQLAlchemy's, which the callers' retries and
-    the web's error pages know."""
+    """The statement's first row, on the connection's driver; its errors as SQLAlchemy's,
+    which the callers' retries and the web's error pages know."""
+    driver: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
     try:
         return driver.execute(sql, params).fetchone()
     except (psycopg.IntegrityError, psycopg.OperationalError) as exc:

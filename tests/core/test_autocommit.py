@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from service.core.autocommit import autocommit_connection, autocommit_driver
-from service.core.driver_sql import fetch_first
+from service.core.driver_sql import Sent, positional
 from service.core.extensions import db
 from service.core.models import Magnet
 from service.sending.context import for_app
@@ -97,6 +97,10 @@ def test_a_connection_refused_at_checkout_is_sqlalchemys_error_and_a_signup_answ
     assert "unavailable" in answer.get_json()["error"]
 
 
+def backend_pid():
+    return select(func.pg_backend_pid())
+
+
 @pytest.mark.postgres
 def test_a_connection_the_server_ends_in_the_block_is_dropped_and_its_error_is_sqlalchemys(
     pg_app, pg_database
@@ -108,6 +112,6 @@ def test_a_connection_the_server_ends_in_the_block_is_dropped_and_its_error_is_s
         with pytest.raises(OperationalError), autocommit_driver() as driver:
             ended = driver.info.backend_pid
             admin.execute("SELECT pg_terminate_backend(%s)", (ended,))
-            fetch_first(driver, "SELECT 1", {})
+            Sent(driver, positional(backend_pid), {}).first_row()  # as the newcomer's runs
         with autocommit_driver() as driver:
-            assert fetch_first(driver, "SELECT pg_backend_pid()", {})[0] != ended
+            assert Sent(driver, positional(backend_pid), {}).first_row() != (ended,)

@@ -25,6 +25,11 @@ def dividing():
     return select(bindparam("n", type_=Integer) / bindparam("zero", type_=Integer))
 
 
+def send(conn, statement, params) -> Sent:
+    """The statement sent on the SQLAlchemy connection's driver, as the worker sends it."""
+    return Sent(conn.connection.driver_connection, statement, params)
+
+
 @pytest.fixture
 def conn(pg_database):
     engine = create_engine(pg_database)
@@ -56,9 +61,7 @@ def test_the_answer_is_read_as_sent_and_other_threads_run_while_it_is_awaited(co
     spinner.start()
     try:
         idle = spinner.during(lambda: time.sleep(WAIT))
-        sent = Sent(
-            conn.connection.driver_connection, positional(sleeping), {"seconds": WAIT, "n": 42}
-        )
+        sent = send(conn, positional(sleeping), {"seconds": WAIT, "n": 42})
         got: list[tuple] = []
         waiting = spinner.during(lambda: got.append(sent.first_row()))
     finally:
@@ -71,12 +74,10 @@ def test_the_answer_is_read_as_sent_and_other_threads_run_while_it_is_awaited(co
 
 
 def test_a_refused_statement_raises_as_sqlalchemy_and_the_connection_goes_on(conn):
-    sent = Sent(conn.connection.driver_connection, positional(dividing), {"n": 1, "zero": 0})
+    sent = send(conn, positional(dividing), {"n": 1, "zero": 0})
     with pytest.raises(DBAPIError, match="division by zero"):
         sent.first_row()
-    assert Sent(
-        conn.connection.driver_connection, positional(sleeping), {"seconds": 0, "n": 2}
-    ).first_row() == ("", 2)
+    assert send(conn, positional(sleeping), {"seconds": 0, "n": 2}).first_row() == ("", 2)
 
 
 def prepared(conn) -> list[str]:
@@ -88,17 +89,11 @@ def test_a_statement_is_prepared_once_per_connection_and_again_once_the_session_
     """Parsed and planned once, not for every statement; a session that lost its prepared
     statements (psycopg sends DEALLOCATE ALL after a rollback in it) gets it prepared anew,
     and the statement that found it gone is answered, not refused."""
-    assert Sent(
-        conn.connection.driver_connection, positional(sleeping), {"seconds": 0, "n": 1}
-    ).first_row() == ("", 1)
+    assert send(conn, positional(sleeping), {"seconds": 0, "n": 1}).first_row() == ("", 1)
     [name] = prepared(conn)
-    assert Sent(
-        conn.connection.driver_connection, positional(sleeping), {"seconds": 0, "n": 2}
-    ).first_row() == ("", 2)
+    assert send(conn, positional(sleeping), {"seconds": 0, "n": 2}).first_row() == ("", 2)
     assert prepared(conn) == [name]  # the same one, run again
     conn.exec_driver_sql("DEALLOCATE ALL")
-    assert Sent(
-        conn.connection.driver_connection, positional(sleeping), {"seconds": 0, "n": 3}
-    ).first_row() == ("", 3)
+    assert send(conn, positional(sleeping), {"seconds": 0, "n": 3}).first_row() == ("", 3)
     [again] = prepared(conn)
     assert again != name
