@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from .content.sequence import SequenceError
 from .core import logs
 from .core.broker import prepare_folders
-from .core.extensions import csrf, db, limiter, migrate
+from .core.extensions import csrf, db, migrate
 from .core.file_modes import private_folder, private_sqlite_file
 from .core.liveness import install as install_liveness
 from .core.nudges import install as install_nudges
@@ -84,13 +84,6 @@ def _flask_config(settings: Settings) -> dict:
         "SESSION_COOKIE_SECURE": settings.public_url.startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session cookie
         "RATELIMIT_ENABLED": settings.ratelimit_enabled,
-        "RATELIMIT_STORAGE_URI": settings.redis_url or "memory://",
-        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}
-        if settings.redis_url
-        else {},
-        "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
-        "RATELIMIT_HEADERS_ENABLED": True,
     }
 
 
@@ -110,7 +103,6 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)
-    limiter.init_app(app)
     install_nudges()
     install_liveness()
 

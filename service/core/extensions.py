@@ -1,7 +1,5 @@
 """Flask extensions, created unbound and initialised by the app factory."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -35,4 +33,3 @@ def rowcount(result: Result) -> int:
 
 migrate = Migrate()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)

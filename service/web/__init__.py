@@ -20,7 +20,7 @@ from . import (
     metrics,
     openapi,
     outbox,
-    retry_after,
+    ratelimits,
     security,
     signup,
     webhooks,
@@ -37,7 +37,7 @@ def register(app: Flask) -> None:
     cors.register(app)
     errors.register(app)
     security.register(app)
-    retry_after.register(app)
+    ratelimits.register(app)
 
     @app.context_processor
     def brand() -> dict:

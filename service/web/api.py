@@ -11,8 +11,8 @@ from ..capture.signup import sign_up
 from ..capture.validation import validate_signup
 from ..core.extensions import csrf
 from .context import current
-from .ratelimits import limited
 from .requestmeta import request_meta
+from .signup_limits import signup_limited
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -23,7 +23,7 @@ def _problem(status: int, message: str) -> ResponseReturnValue:
 
 @bp.post("/subscribe")
 @csrf.exempt
-@limited
+@signup_limited
 def subscribe() -> ResponseReturnValue:
     if not request.is_json:
         return _problem(415, "send JSON with Content-Type: application/json")

@@ -7,15 +7,15 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from ..core.addresses import MAX_LENGTH, email_key
 from ..core.clock import utcnow
-from ..core.extensions import db, limiter
+from ..core.extensions import db
 from ..core.models import Owner
 from ..people import owners
 from .limitkeys import hashed_key
+from .ratelimits import Rule, Window, client_address, limited
 
 bp = Blueprint("login", __name__)
 SESSION_KEY = "owner"
@@ -25,8 +25,8 @@ MAX_AGE = timedelta(hours=12)
 # per address from one client (guessing one). Never per address alone: anyone who knows the
 # owner's address could then lock the owner out, where the owner's own client, which has
 # not failed, gets through.
-PER_CLIENT = "10/minute;50/hour"
-PER_ADDRESS_AND_CLIENT = "5/minute;20/hour"
+PER_CLIENT = (Window(10, 60), Window(50, 3600))
+PER_ADDRESS_AND_CLIENT = (Window(5, 60), Window(20, 3600))
 # One message whatever was wrong, so the form tells nobody which addresses are owners.
 REFUSED = "That email address and password do not match. Please try again."
 
@@ -77,9 +77,13 @@ def _next_page(value: str | None) -> str:
     return url_for("admin.dashboard")
 
 
+def _client_key() -> str:
+    return f"owner-login-client:{client_address()}"
+
+
 def _address_and_client_key() -> str:
     address = email_key(request.form.get("email", ""))[:MAX_LENGTH]
-    return hashed_key("owner-login", f"{address} {get_remote_address()}")
+    return hashed_key("owner-login", f"{address} {client_address()}")
 
 
 def _refused(response: Response) -> bool:
@@ -87,12 +91,10 @@ def _refused(response: Response) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(PER_CLIENT, methods=["POST"], deduct_when=_refused)
-@limiter.limit(
-    PER_ADDRESS_AND_CLIENT,
-    key_func=_address_and_client_key,
-    methods=["POST"],
-    deduct_when=_refused,
+@limited(
+    Rule(PER_CLIENT, _client_key),
+    Rule(PER_ADDRESS_AND_CLIENT, _address_and_client_key),
+    counted=_refused,
 )
 def login() -> ResponseReturnValue:
     target = _next_page(request.values.get("next"))

@@ -13,8 +13,8 @@ from ..content.guide_pages import guide_for_templates
 from ..content.magnets import by_slug
 from ..core.models import Magnet
 from .context import current
-from .ratelimits import limited
 from .requestmeta import request_meta
+from .signup_limits import signup_limited
 
 bp = Blueprint("signup", __name__)
 
@@ -64,7 +64,7 @@ def magnet_form(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/subscribe")
-@limited
+@signup_limited
 def subscribe() -> ResponseReturnValue:
     ctx = current()
     magnet, magnet_error = choose_magnet(request.form.get("magnet"))

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from ..core.extensions import csrf, limiter
+from ..core.extensions import csrf
 from ..core.settings import Settings
 from ..webhooks import PROVIDERS, Provider
 from ..webhooks.events import apply
@@ -23,7 +23,6 @@ MAX_BODY = 1024 * 1024
 
 @bp.post("/<provider>")
 @csrf.exempt  # providers post without cookies: the signature or token is the proof
-@limiter.exempt  # a burst of bounces after a campaign is no flood, and refusing it loses them
 def receive(provider: str) -> ResponseReturnValue:
     found = PROVIDERS.get(provider)
     ctx = current()

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from service.web.ratelimits import PER_ADDRESS, PER_IP
+from service.web.ratelimits import Window
+from service.web.signup_limits import PER_ADDRESS, PER_IP
 from tests.conftest import SECRET, free_port, make_app
 from tests.procs import BIN, clean_env, http_ok, start, stop, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
-def allowance(limits: str) -> int:
-    """The first (tightest) of "5/hour;20/day"."""
-    return int(limits.split(";")[0].split("/")[0])
+def allowance(limits: tuple[Window, ...]) -> int:
+    """The tightest window's: 5 of "5 an hour, 20 a day"."""
+    return min(window.most for window in limits)
 
 
 class Gunicorn:

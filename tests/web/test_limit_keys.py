@@ -34,7 +34,7 @@ def test_limited_addresses_appear_nowhere(limited, redis_db, caplog: pytest.LogC
         for _ in range(5):
             assert refused_login(client).status_code == 422
         assert refused_login(client).status_code == 429
-    breaches = [r.getMessage() for r in caplog.records if r.name == "flask-limiter"]
+    breaches = [r.getMessage() for r in caplog.records if r.name == "service.web.ratelimits"]
     assert any("(address:" in line for line in breaches), breaches
     assert any("(owner-login:" in line for line in breaches), breaches
     stored = [key.decode() for key in redis.Redis.from_url(redis_db).scan_iter("LIMITS*")]
