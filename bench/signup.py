@@ -1,11 +1,12 @@
 """bench/signup: POST /api/subscribe on PostgreSQL + Redis under gunicorn as production runs
-it (the Dockerfile's CMD: workers and threads), against a validate-only endpoint and a bare
-GET served by the same gunicorn, in alternating rounds (the order reversed every other
-round); wrk's connections are made anew every 25 requests (unique_signup.lua says why).
-Any answer other than 2xx, or a socket error, is printed and fails the run: a rate of
-refusals is no rate. Redis is a database leased to this run, emptied before and after.
-Under each median round: its CPU per request (the web workers', PostgreSQL's) and the web
-workers' context switches, from /proc: where a ratio's difference goes.
+it (the Dockerfile's CMD: workers and threads; rate limits on, each request from its own
+client through a trusted proxy), against a validate-only endpoint and a bare GET served by
+the same gunicorn, in alternating rounds (the order reversed every other round); wrk's
+connections are made anew every 25 requests (unique_signup.lua says why). Any answer other
+than 2xx, or a socket error, is printed and fails the run: a rate of refusals is no rate.
+Redis is a database leased to this run, emptied before and after. Under each median round:
+its CPU per request (the web workers', PostgreSQL's) and the web workers' context switches,
+from /proc: where a ratio's difference goes.
 
 Run: .venv/bin/python -m bench.signup   (needs wrk: apt-get install wrk)
 """
@@ -36,6 +37,7 @@ from bench.proc_cpu import usage
 HERE = Path(__file__).resolve().parent
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+RATELIMIT = os.environ.get("BENCH_RATELIMIT", "true")
 SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
@@ -75,7 +77,11 @@ def run(redis_url: str) -> None:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": SECRET_KEY,
-        "RATELIMIT_ENABLED": "false",
+        # Rate limits on, as production runs them; each request comes from its own client
+        # through one trusted proxy (unique_signup.lua), so they are read and counted, never
+        # reached. BENCH_RATELIMIT=false measures without them, as runs before 2026-12-01 did.
+        "RATELIMIT_ENABLED": RATELIMIT,
+        "TRUSTED_PROXIES": "1",
         "INSTANCE_PATH": tempfile.mkdtemp(prefix="bench-signup-"),
         "EMAIL_URL": "file:///dev/null/never",
     }
@@ -99,6 +105,7 @@ def run(redis_url: str) -> None:
         urllib.request.urlopen(base + "/_bench/bare", timeout=10)
         header(
             "bench/signup (gunicorn as the Dockerfile runs it: 2 workers x 4 threads; "
+            f"rate limits {'on' if RATELIMIT == 'true' else 'OFF'}; "
             "wrk -t2 -c16 on loopback, each connection made anew after 25 requests)"
         )
         rounds = {
