@@ -1,6 +1,7 @@
-"""Where the signup limits' counts live: Redis, shared by every web process (one round trip to
-read all of a request's windows, one to count them), or this process's memory, for the
-embedded default and while Redis cannot be reached."""
+"""Where the rate limits' counts live: Redis, shared by every web process, or this process's
+memory, for the embedded default and while Redis cannot be reached. A request takes one from
+each of its windows at once, or from none if any is full, in one round trip; an answer the
+rule does not count gives them back."""
 
 from __future__ import annotations
 
@@ -16,19 +17,24 @@ from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 PREFIX = "LIMITS:"
-TIMEOUT = 1  # seconds: a signup waits no longer than this on a Redis that does not answer
+TIMEOUT = 1  # seconds: a request waits no longer than this on a Redis that does not answer
 RETRY = 5  # seconds between two tries of a Redis that failed
 
 
 @dataclass(frozen=True)
 class Counter:
     key: str
+    most: int
     ends: int  # epoch seconds: when its window ends and the count may go
 
 
 class Store(Protocol):
-    def read(self, keys: list[str]) -> list[int]: ...
-    def count(self, counters: list[Counter]) -> None: ...
+    def take(self, counters: list[Counter]) -> tuple[list[int], bool]:
+        """The counts before this request, and whether it took one from every window (none
+        is taken when any window is full)."""
+        ...
+
+    def give_back(self, counters: list[Counter]) -> None: ...
 
 
 class MemoryStore:
@@ -38,28 +44,49 @@ class MemoryStore:
         self.counts: dict[str, tuple[int, int]] = {}
         self.lock = threading.Lock()
 
-    def read(self, keys: list[str]) -> list[int]:
-        with self.lock:
-            return [self.counts.get(key, (0, 0))[0] for key in keys]
-
-    def count(self, counters: list[Counter]) -> None:
+    def take(self, counters: list[Counter]) -> tuple[list[int], bool]:
         now = time.time()
         with self.lock:
-            for counter in counters:
-                self.counts[counter.key] = (
-                    self.counts.get(counter.key, (0, 0))[0] + 1,
-                    counter.ends,
-                )
-            if len(self.counts) > 10_000:  # old windows' keys are never read again
+            counts = [self.counts.get(c.key, (0, 0))[0] for c in counters]
+            if any(n >= c.most for n, c in zip(counts, counters, strict=True)):
+                return counts, False
+            for n, counter in zip(counts, counters, strict=True):
+                self.counts[counter.key] = (n + 1, counter.ends)
+            if len(self.counts) > 10_000:  # ended windows' keys are never read again
                 self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
+        return counts, True
+
+    def give_back(self, counters: list[Counter]) -> None:
+        with self.lock:
+            for counter in counters:
+                n, ends = self.counts.get(counter.key, (0, 0))
+                if n > 0:
+                    self.counts[counter.key] = (n - 1, ends)
 
 
-# Each counter counted and given its window's time to live, in one call and one answer: a
-# MULTI/EXEC pipeline's twelve answers, parsed in Python, cost four times as much.
-COUNT = """
-for i, key in ipairs(KEYS) do
-  redis.call('INCR', key)
-  redis.call('EXPIRE', key, ARGV[i])
+# KEYS: the counters; ARGV: each one's most, then each one's seconds to live. Read and counted
+# in one call, so two requests never both take the last one.
+TAKE = """
+local n = #KEYS
+local counts = {}
+local full = 0
+for i = 1, n do
+  counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if counts[i] >= tonumber(ARGV[i]) then full = 1 end
+end
+if full == 0 then
+  for i = 1, n do
+    redis.call('INCR', KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+  end
+end
+counts[n + 1] = full
+return counts
+"""
+# An ended window's key is gone: giving back must not make it again, at -1 and forever.
+GIVE_BACK = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('DECR', KEYS[i]) end
 end
 return #KEYS
 """
@@ -70,16 +97,21 @@ class RedisStore:
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0)
         )
-        self.counting = self.client.register_script(COUNT)
+        self.taking = self.client.register_script(TAKE)
+        self.giving_back = self.client.register_script(GIVE_BACK)
 
-    def read(self, keys: list[str]) -> list[int]:
-        return [int(value or 0) for value in self.client.mget([PREFIX + key for key in keys])]
-
-    def count(self, counters: list[Counter]) -> None:
+    def take(self, counters: list[Counter]) -> tuple[list[int], bool]:
         now = time.time()
         # Seconds to live, not EXPIREAT: Redis's clock need not be this one's.
-        lives = [max(int(counter.ends - now), 1) for counter in counters]
-        self.counting(keys=[PREFIX + counter.key for counter in counters], args=lives)
+        lives = [max(int(c.ends - now), 1) for c in counters]
+        answer = self.taking(keys=self._keys(counters), args=[c.most for c in counters] + lives)
+        return [int(n) for n in answer[:-1]], answer[-1] == 0
+
+    def give_back(self, counters: list[Counter]) -> None:
+        self.giving_back(keys=self._keys(counters))
+
+    def _keys(self, counters: list[Counter]) -> list[str]:
+        return [PREFIX + counter.key for counter in counters]
 
 
 class Fallback:
@@ -90,24 +122,26 @@ class Fallback:
         self.primary, self.spare = primary, MemoryStore()
         self.down_until = 0.0
 
-    def read(self, keys: list[str]) -> list[int]:
+    def take(self, counters: list[Counter]) -> tuple[list[int], bool]:
         if time.monotonic() >= self.down_until:
             try:
-                counts = self.primary.read(keys)
+                taken = self.primary.take(counters)
             except (redis.RedisError, OSError) as exc:
                 self._failed(exc)
             else:
                 self._back()
-                return counts
-        return self.spare.read(keys)
+                return taken
+        return self.spare.take(counters)
 
-    def count(self, counters: list[Counter]) -> None:
-        if time.monotonic() >= self.down_until:
-            try:
-                return self.primary.count(counters)
-            except (redis.RedisError, OSError) as exc:
-                self._failed(exc)
-        self.spare.count(counters)
+    def give_back(self, counters: list[Counter]) -> None:
+        # Given back where it was taken, as far as one can tell: a Redis that failed between
+        # the two keeps one too many until its window ends.
+        if time.monotonic() < self.down_until:
+            return self.spare.give_back(counters)
+        try:
+            self.primary.give_back(counters)
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:
         if not self.down_until:
