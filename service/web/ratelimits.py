@@ -80,6 +80,7 @@ def limited(
             standings = [Standing(*w, n) for w, n in zip(windows, counts, strict=True)]
             if not taken:
                 _refuse(standings)
+            g.rate_limit = _closest_to_full(standings)  # an error page carries it too
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:
@@ -87,9 +88,9 @@ def limited(
                 raise
             if counted(response):
                 standings = [Standing(s.window, s.counter, s.count + 1) for s in standings]
+                g.rate_limit = _closest_to_full(standings)
             else:
                 _store().give_back(counters)
-            g.rate_limit = min(standings, key=lambda s: (s.left, s.window.seconds))
             return response
 
         return checked
@@ -108,6 +109,10 @@ def _windows(rules: tuple[Rule, ...], now: float) -> list[tuple[Window, Counter]
             key = f"{owner}/{window.most}/{window.seconds}/{number}"
             made.append((window, Counter(key, window.most, (number + 1) * window.seconds)))
     return made
+
+
+def _closest_to_full(standings: list[Standing]) -> Standing:
+    return min(standings, key=lambda s: (s.left, s.window.seconds))
 
 
 def _refuse(standings: list[Standing]) -> None:

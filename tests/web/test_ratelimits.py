@@ -163,7 +163,9 @@ def test_a_request_that_fails_gives_back_what_it_took(
 
     with monkeypatch.context() as patch:
         patch.setattr("service.web.api.sign_up", broken)
-        assert api_signup(client, "ann@example.com").status_code == 500
+        failed = api_signup(client, "ann@example.com")
+    assert failed.status_code == 500
+    assert failed.headers["X-RateLimit-Remaining"] == "5", "an error page carries the counts"
     answer = api_signup(client, "ann@example.com")
     assert answer.status_code == 202
     assert answer.headers["X-RateLimit-Remaining"] == "4", "5 an hour, one used"
