@@ -27,10 +27,14 @@ LINGER = 0.01  # seconds the web's sender waits after an id for more to share it
 
 
 def client(url: str, timeout: float = TIMEOUT) -> redis.Redis:
-    """A client that fails at once on a refused connection: a nudge is best effort, and a web
-    thread must not wait through retries while Redis is down."""
+    """A client that fails at once on a refused connection, and within `timeout` (or TIMEOUT,
+    the sooner) on one that does not answer: a nudge is best effort, the rate limits fall back
+    to memory, and a web thread must not wait through retries while Redis is down."""
     return redis.Redis.from_url(
-        url, socket_connect_timeout=TIMEOUT, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        url,
+        socket_connect_timeout=min(TIMEOUT, timeout),
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

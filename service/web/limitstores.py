@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from ..core.nudge_list import client
 
 log = logging.getLogger(__name__)
 PREFIX = "LIMITS:"
@@ -94,9 +94,7 @@ return #KEYS
 
 class RedisStore:
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0)
-        )
+        self.client = client(url, timeout=TIMEOUT)
         self.taking = self.client.register_script(TAKE)
         self.giving_back = self.client.register_script(GIVE_BACK)
 
